@@ -101,7 +101,7 @@ PRESETS: dict[str, dict] = {
 
 # %% ../nbs/03_model.ipynb #3fa3fdc9
 class MoEAdapter(nn.Module):
-    "UniSRec-style adapter: K parametric-whitening experts `W_k (x - b_k)` mixed by a softmax gate on `x`. [n, D] -> [n, d]"
+    "UniSRec-style adapter: K parametric-whitening experts `W_k (drop(x) - b_k)` mixed by a softmax gate on `x`. [n, D] -> [n, d]"
     def __init__(self, d_in: int, d_out: int, n_experts: int = 4, dropout: float = 0.2):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(n_experts, d_in))                 # b_k: learned centring of each expert
@@ -111,8 +111,11 @@ class MoEAdapter(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        K, D, d = self.proj.shape
         g = torch.softmax(self.gate(x), -1)                                    # [n, K]
-        e = torch.einsum('nkd,kdo->nko', self.drop(x.unsqueeze(1) - self.bias), self.proj)  # [n, K, d]
+        # W_k (drop(x) - b_k) = drop(x) W_k - b_k W_k: one [n, D] x [D, K*d] product, no [n, K, D] tensor
+        e = (self.drop(x) @ self.proj.permute(1, 0, 2).reshape(D, K * d)).view(-1, K, d)
+        e = e - torch.einsum('kD,kDd->kd', self.bias, self.proj)               # [n, K, d]
         return (g.unsqueeze(-1) * e).sum(1)                                    # [n, d]
 
 class FusionGate(nn.Module):
@@ -361,7 +364,7 @@ class SemaCDR(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, # [B, L] global id + 1, 0 = padding, left-padded mixed chronological history
                 labels: torch.Tensor | None = None, # [B, L] local index of the next target-domain item, -100 elsewhere
-                return_logits: bool | None = None, # default: True unless the softmax is chunked (config.loss_chunk)
+                return_logits: bool | None = None, # default: True unless the softmax is chunked (config.loss_chunk); chunked logits come detached
                ) -> SemaCDROutput:
         cfg = self.config
         pref, reps, g, attn = self._sequence(input_ids)
@@ -374,10 +377,14 @@ class SemaCDR(nn.Module):
         y = labels[sel]                                                              # [M]
         u = pref[sel]                                                                # [M, d]  (only supervised positions)
         M = max(len(y), 1)
-        out.rec_loss = self._ce(u, E, y, cfg.loss_chunk) / M
+        if cfg.loss_chunk and len(u) > cfg.loss_chunk:
+            out.rec_loss = self._ce(u, E, y, cfg.loss_chunk) / M                     # never holds all [M, N] logits
+            if return_logits: out.logits = (u @ E.T).detach()
+        else:
+            logits = u @ E.T                                                         # [M, N]
+            out.rec_loss = F.cross_entropy(logits, y, reduction='sum') / M
+            if return_logits is not False: out.logits = logits
         loss = out.rec_loss
-        if return_logits if return_logits is not None else not cfg.loss_chunk:
-            out.logits = u @ E.T                                                     # [M, N]
         out.positions, out.targets = pos, y
         if cfg.aux_weight > 0:
             out.aux_loss = sum(self._ce(reps[..., i, :][sel], E, y, cfg.loss_chunk) for i in range(reps.shape[-2])) / (M * reps.shape[-2])
