@@ -452,7 +452,6 @@ def finish_html(doc: str, page: Page, pages: dict[str, Page], site: str) -> str:
     from bs4 import BeautifulSoup
     soup = BeautifulSoup(doc, 'html.parser')
     main = soup.find('main')
-    by_out = {p.out.as_posix(): p for p in pages.values()}
     by_src = {k: p for k, p in pages.items()}
     # heading ids
     seen, toc = set(), []
@@ -471,16 +470,16 @@ def finish_html(doc: str, page: Page, pages: dict[str, Page], site: str) -> str:
         for el in soup.find_all(tag):
             url = el.get(attr)
             if not url: continue
-            if tag == 'a' and url.startswith(site): url = url[len(site):] or 'index.html'
-            elif tag == 'a' and url.startswith('https://cdn.plot.ly'): continue
+            from_site = tag == 'a' and url.startswith(site)    # nbdev's doc links name the published site
+            if from_site: url = url[len(site):] or 'index.html'
             if re.match(r'^[a-z][\w+.-]*:', url) or url.startswith(('#', '/', '//')): continue
             path, frag = (url.split('#', 1) + [''])[:2]
-            if path.endswith('.ipynb'):
-                key = (page.rel.parent/path).as_posix()
-                key = os.path.normpath(key).replace(os.sep, '/')
+            if from_site:  # a path from the site root
+                if path.endswith('.ipynb') and path in by_src: path = by_src[path].out.as_posix()
+                path = _relurl(Path(path), page.out) if path else ''
+            elif path.endswith('.ipynb'):  # a notebook relative to this one: its page
+                key = os.path.normpath((page.rel.parent/path).as_posix()).replace(os.sep, '/')
                 if key in by_src: path = _relurl(by_src[key].out, page.out)
-            elif tag == 'a' and url.startswith(tuple(by_out)) and el.get(attr, '').startswith(site):
-                path = _relurl(Path(path), page.out)
             el[attr] = path + ('#' + frag if frag else '')
     # table of contents
     if toc:
