@@ -76,7 +76,7 @@ def _st_metadata(path: str, revision: str | None = None) -> tuple[int | None, bo
 
 # %% ../nbs/02_encoder.ipynb #c94a159e
 class TextEncoder:
-    "A frozen `AutoModel` + mean pooling sentence encoder."
+    "A frozen `AutoModel` + mean pooling sentence encoder (weights load on first use)."
     def __init__(self, cfg: EncoderConfig | None = None):
         from transformers import AutoModel, AutoTokenizer
         self.cfg = cfg = cfg or EncoderConfig()
@@ -86,17 +86,26 @@ class TextEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, **kw)
         self.device = torch.device('cuda' if cfg.device == 'auto' and torch.cuda.is_available() else
                                    'cpu' if cfg.device == 'auto' else cfg.device)
-        from transformers.utils import logging as hf_logging
-        bar = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()   # the per-tensor "Loading weights" bar is noise here
-        try: self.model = AutoModel.from_pretrained(self.path, dtype=getattr(torch, cfg.dtype), **kw).to(self.device).eval()
-        finally:
-            if bar: hf_logging.enable_progress_bar()
-        self.model.requires_grad_(False)
+        from transformers import AutoConfig
+        self._kw, self._model = kw, None
+        self.dim = AutoConfig.from_pretrained(self.path, **kw).hidden_size
         tok_max = getattr(self.tokenizer, 'model_max_length', 512) or 512
         self.max_length = cfg.max_length or st_len or min(tok_max, 512)
         self.normalize = st_norm if cfg.normalize is None else cfg.normalize
-        self.dim = self.model.config.hidden_size
+
+    @property
+    def model(self):
+        "The transformers model, loaded on first use (a fully cached run never loads it)."
+        if self._model is None:
+            from transformers import AutoModel
+            from transformers.utils import logging as hf_logging
+            bar = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()   # the per-tensor "Loading weights" bar is noise here
+            try: m = AutoModel.from_pretrained(self.path, dtype=getattr(torch, self.cfg.dtype), **self._kw)
+            finally:
+                if bar: hf_logging.enable_progress_bar()
+            self._model = m.to(self.device).eval().requires_grad_(False)
+        return self._model
 
     @property
     def key(self) -> str:

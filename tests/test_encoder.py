@@ -48,6 +48,9 @@ def test_cache_skips_and_resumes_after_a_crash(enc, tmp_path, monkeypatch):
     again = encode_texts(TEXTS, cfg, cache_root=tmp_path)                 # a re-run encodes nothing
     assert calls == [] and torch.equal(again, out)
     assert not list((tmp_path/enc.key).glob('*.tmp'))                     # no half-written files
+    monkeypatch.setattr(E, '_ENCODERS', {})
+    assert torch.equal(encode_texts(TEXTS, cfg, cache_root=tmp_path), out)
+    assert get_encoder(cfg)._model is None                                 # a fully cached run never loads the weights
 
 
 def test_local_folder_and_cache_key(enc):
