@@ -290,16 +290,23 @@ def load_item_features(path: Path | str) -> dict[str, torch.Tensor]:
 def load_semantics_for(ds, # the data set
                        spec: str | None = 'auto', # 'auto': the store of `ds` if one exists; 'none'/None: no semantics; else a store path
                       ):
-    "The semantics store for `ds` via `semacdr.semantics.load_semantics`, or None (with a message) if there is none."
+    """The semantics store for `ds` via `semacdr.semantics.load_semantics`, or None (with a message) if there is none.
+    With 'auto', a store that lacks some items is used with the marked fallback texts for those (`fallback=True`)."""
     if spec in (None, 'none'): return None
     try:
         from semacdr.semantics import load_semantics
     except ImportError:
         print('semacdr.semantics is not available: using item text for every view', file=sys.stderr); return None
-    try: return load_semantics(ds) if spec == 'auto' else load_semantics(spec)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        if spec != 'auto': raise
+    if spec != 'auto': return load_semantics(spec)
+    try: sem = load_semantics(ds)
+    except FileNotFoundError as e:
         print(f'no semantics store for {ds.name} ({e}): using item text for every view', file=sys.stderr); return None
+    except KeyError as e:
+        print(f'{e}; using the marked fallback texts for those items', file=sys.stderr)
+        sem = load_semantics(ds, allow_missing=True)
+    n_fb = int(np.sum(sem['fallback'])) if 'fallback' in sem.column_names else 0
+    print(f'semantics for {ds.name}: {len(sem) - n_fb} LLM-generated, {n_fb} fallback', file=sys.stderr)
+    return sem
 
 # %% ../nbs/02_encoder.ipynb #848bf272
 def encode_cli(argv: list[str] | None = None) -> int:

@@ -89,3 +89,20 @@ def test_encode_item_views_and_cli(tmp_path, monkeypatch):
     assert torch.allclose(loaded['specific'], feats['specific'])
     from semacdr.cli import main
     assert main(['encode', 'toy', '--semantics', 'none', '--views', 'agnostic']) == 0
+
+
+def test_load_semantics_for(monkeypatch):
+    "No store -> None; a partial store -> its rows with marked fallbacks; 'none' -> None."
+    import semacdr.semantics as S
+    from datasets import Dataset
+    full = Dataset.from_dict({'item_id': [0, 1, 2], 'specific': ['s0', 's1', 's2'], 'agnostic': ['a0', 'a1', 'a2'],
+                              'fallback': [False, True, False]})
+    def missing(ds, allow_missing=False): raise FileNotFoundError('no store')
+    def partial(ds, allow_missing=False):
+        if not allow_missing: raise KeyError('1 of 3 items have no semantics')
+        return full
+    monkeypatch.setattr(S, 'load_semantics', missing)
+    assert E.load_semantics_for(ToyDS()) is None and E.load_semantics_for(ToyDS(), 'none') is None
+    monkeypatch.setattr(S, 'load_semantics', partial)
+    sem = E.load_semantics_for(ToyDS())
+    assert item_view_texts(ToyDS(), sem)['agnostic'] == ['a0', 'a1', 'a2']
