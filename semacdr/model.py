@@ -444,8 +444,10 @@ class SemaCDR(nn.Module):
         missing = [k for k in model.state_dict() if k not in sd]
         if any(k.startswith('feat_') for k in missing) and item_features is None:
             raise ValueError(f'{p} was saved without its text features: pass item_features= (views {list(model.adapters)})')
-        model.load_state_dict(sd, strict=False)
         if set(missing) - {k for k in missing if k.startswith('feat_')}: raise ValueError(f'{p}: missing weights {missing}')
+        try: unexpected = model.load_state_dict(sd, strict=False).unexpected_keys
+        except RuntimeError as e: raise ValueError(f'{p}: the weights do not fit the config: {e}') from None
+        if unexpected: raise ValueError(f'{p}: the weights do not fit the config: unused {unexpected}')
         if item_features is not None: model.attach_features(item_features)
         return model.to(map_location)
 

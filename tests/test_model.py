@@ -125,6 +125,10 @@ def test_save_load_with_and_without_features(tmp_path):
     with pytest.raises(ValueError, match='item_features'): SemaCDR.from_pretrained(tmp_path/'b')
     m3 = SemaCDR.from_pretrained(tmp_path/'b', item_features=toy['item_features']).eval()
     with torch.no_grad(): assert torch.equal(m3.score({'input_ids': b['input_ids']}), s)   # a collate_eval batch works too
+    import json
+    cfg = json.loads((tmp_path/'a'/'config.json').read_text()); cfg['use_cross_attention'] = False
+    (tmp_path/'a'/'config.json').write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match='do not fit'): SemaCDR.from_pretrained(tmp_path/'a')
 
 
 def test_bad_inputs():
