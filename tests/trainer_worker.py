@@ -33,6 +33,19 @@ def toy_dataset(n_users: int = 150, n_a: int = 30, n_b: int = 40, n_clusters: in
     return CrossDomainDataset('toy', ('A', 'B'), items, sequences, splits)
 
 
+def make_model(name: str, ds, target: int, maxlen: int = 20):
+    "A small model for the toy data: GRU4Rec, or SemaCDR with a preset (random unit-norm text features)."
+    if name == 'gru4rec':
+        from semacdr.baselines import GRU4Rec, GRU4RecConfig
+        return GRU4Rec(GRU4RecConfig(target_domain=target, hidden=16, maxlen=maxlen, dropout=0.3), item_domain=ds.item_domain,
+                       local_index=ds.local_index)
+    from semacdr.model import SemaCDR, SemaCDRConfig
+    g = torch.Generator().manual_seed(0)
+    feats = {v: torch.nn.functional.normalize(torch.randn(ds.n_items, 16, generator=g), dim=1) for v in ('specific', 'agnostic')}
+    cfg = SemaCDRConfig.preset(name, target_domain=target, hidden=16, heads=2, layers=1, maxlen=maxlen)
+    return SemaCDR(cfg, item_features=feats, item_domain=ds.item_domain, local_index=ds.local_index)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
@@ -43,16 +56,18 @@ def main(argv=None):
     ap.add_argument('--ckpt-every', type=int, default=0)
     ap.add_argument('--kill-at', default='')
     ap.add_argument('--eval-init', action='store_true', help='write the validation metrics of the initial weights')
+    ap.add_argument('--model', default='gru4rec', help="gru4rec, or a SemaCDR preset ('semacdr', 'sasrec', ...)")
+    ap.add_argument('--find-unused', action='store_true')
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    from semacdr.baselines import GRU4Rec, GRU4RecConfig
     from semacdr.evaluation import evaluate
     from semacdr.training import TrainConfig, make_accelerator, train
     ds = toy_dataset()
     torch.manual_seed(a.seed)
-    model = GRU4Rec(GRU4RecConfig(target_domain=a.target, hidden=16, maxlen=20, dropout=0.3), ds.item_domain, ds.local_index)
+    model = make_model(a.model, ds, a.target)
     cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch, eval_batch_size=8, lr=5e-3, warmup=0.1, cosine=True, patience=0,
-                      seed=a.seed, output_dir=a.out, progress=False, checkpoint_every_steps=a.ckpt_every, cpu=True)
+                      seed=a.seed, output_dir=a.out, progress=False, checkpoint_every_steps=a.ckpt_every, cpu=True,
+                      find_unused_parameters=a.find_unused)
     acc = make_accelerator(cfg)
     if a.eval_init:
         r = evaluate(model.to(acc.device), ds, a.target, 'valid', maxlen=20, batch_size=8,

@@ -1,0 +1,114 @@
+"""Popularity and GRU4Rec obey the Model interface, learn on toy data and run through the trainer in both directions."""
+import dataclasses, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from trainer_worker import toy_dataset
+
+from semacdr.baselines import GRU4Rec, GRU4RecConfig, Popularity, PopularityConfig
+from semacdr.data import collate_train
+from semacdr.training import TrainConfig, train, train_directions
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='module')
+def toy(): return toy_dataset()
+
+
+def check_interface(model, ds, target, tmp_path):
+    "Model interface: forward(input_ids, labels).loss is a finite scalar, score is [B, n_target], save/load round-trips."
+    seqs = ds.split(target).train['items'][:8]
+    b = collate_train(seqs, ds.item_domain, ds.local_index, target, model.config.maxlen)
+    out = model(input_ids=b['input_ids'], labels=b['labels'])
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    model.eval()
+    s = model.score(b['input_ids'])
+    assert s.shape == (len(seqs), int((ds.item_domain == target).sum())) and torch.isfinite(s).all()
+    model.save_pretrained(tmp_path/'m')
+    m2 = type(model).from_pretrained(tmp_path/'m').eval()
+    torch.testing.assert_close(m2.score(b['input_ids']), s)
+    return out
+
+
+@pytest.mark.parametrize('cls,cfg', [
+    (GRU4Rec, GRU4RecConfig(target_domain=1, hidden=16, maxlen=20, dropout=0.0)),
+    (GRU4Rec, GRU4RecConfig(target_domain=0, sequence='target', hidden=16, maxlen=20, dropout=0.0)),
+    (Popularity, PopularityConfig(target_domain=1, maxlen=20))])
+def test_check_model(cls, cfg):
+    "The zoo's contract checks (semacdr.model.check_model); Popularity has no gradients to check."
+    from semacdr.model import check_model
+    checks = ('forward', 'score', 'padding', 'causality', 'batch', 'empty', 'save_load')
+    check_model(cls, cfg, checks=checks[1:] if cls is Popularity else checks)
+
+
+@pytest.mark.parametrize('target', [0, 1])
+def test_popularity(toy, target, tmp_path):
+    pop = Popularity.from_dataset(toy, target)
+    check_interface(pop, toy, target, tmp_path)
+    # counts = occurrences of each target item in the training sequences, in local order
+    flat = [i for s in toy.split(target).train['items'] for i in s if toy.item_domain[i] == target]
+    expect = np.bincount(toy.local_index[flat], minlength=int((toy.item_domain == target).sum()))
+    assert pop.counts.long().tolist() == expect.tolist()
+    s = pop.score(torch.zeros(3, 5, dtype=torch.long))
+    assert (s == s[0]).all() and len(set(s[0].tolist())) == s.shape[1]      # same ranking for all, no ties
+    assert not any(p.requires_grad for p in pop.parameters())
+
+
+@pytest.mark.parametrize('sequence', ['mixed', 'target'])
+def test_gru4rec_learns(toy, sequence, tmp_path):
+    torch.manual_seed(0)
+    m = GRU4Rec.from_dataset(toy, GRU4RecConfig(target_domain=1, sequence=sequence, hidden=16, maxlen=20, dropout=0.0))
+    check_interface(m, toy, 1, tmp_path)
+    m.train()
+    b = collate_train(toy.split(1).train['items'], toy.item_domain, toy.local_index, 1, 20)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = m(input_ids=b['input_ids'], labels=b['labels']).loss
+        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.3, losses[::5]
+
+
+def test_gru4rec_target_ignores_source_items(toy):
+    m = GRU4Rec.from_dataset(toy, GRU4RecConfig(target_domain=0, sequence='target', hidden=8, maxlen=10, dropout=0.0)).eval()
+    a_items, b_items = toy.domain_items(0)[:3] + 1, toy.domain_items(1)[:4] + 1
+    x = torch.zeros(2, 10, dtype=torch.long)
+    x[0, -3:] = torch.as_tensor(a_items)
+    x[1, -7:] = torch.as_tensor([b_items[0], a_items[0], b_items[1], b_items[2], a_items[1], b_items[3], a_items[2]])
+    s = m.score(x)
+    torch.testing.assert_close(s[0], s[1])
+
+
+def test_trainer_runs_baselines_both_directions(toy, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-2, output_dir=str(tmp_path/'gru'), cpu=True, progress=False,
+                      test_protocols=('full', 'sampled-20'))
+    res = train_directions(lambda t: GRU4Rec.from_dataset(toy, GRU4RecConfig(target_domain=t, hidden=16, maxlen=20)), toy, cfg)
+    assert set(res) == {0, 1}
+    for t, r in res.items():
+        assert r.epochs_run == 2 and Path(r.output_dir).name == f'target-{toy.domains[t]}'
+        assert r.test['full']['n_cases'] == len(toy.split(t).test) and 'sampled-20' in r.test
+        assert r.test['sampled-20']['HR@10'] >= r.test['full']['HR@10']
+    pr = train(Popularity.from_dataset(toy, 1), toy, 1, dataclasses.replace(cfg, output_dir=str(tmp_path/'pop')))
+    assert pr.epochs_run == 0 and pr.best_epoch == 0 and 0 <= pr.test['full']['NDCG@10'] <= 1
+    assert Popularity.from_pretrained(pr.best_checkpoint).counts.sum() > 0
+
+
+def test_wrong_target_is_refused(toy, tmp_path):
+    m = GRU4Rec.from_dataset(toy, GRU4RecConfig(target_domain=0, hidden=8, maxlen=10))
+    with pytest.raises(ValueError, match='target domain 0'):
+        train(m, toy, 1, TrainConfig(epochs=1, output_dir=str(tmp_path), cpu=True, progress=False))
+
+
+def test_on_movielens_default(movielens, tmp_path):
+    "One short epoch of GRU4Rec (target-only) and the popularity ranking on the embedded default."
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=1, batch_size=128, max_steps_per_epoch=3, output_dir=str(tmp_path/'g'), cpu=True, progress=False)
+    r = train(GRU4Rec.from_dataset(movielens, GRU4RecConfig(target_domain=0, sequence='target', hidden=16)), movielens, 0, cfg)
+    assert r.history[0]['train_examples'] == 3 * 128 and r.test['full']['n_cases'] == len(movielens.split(0).test)
+    p = train(Popularity.from_dataset(movielens, 0), movielens, 0, dataclasses.replace(cfg, output_dir=str(tmp_path/'p')))
+    assert p.test['full']['HR@10'] > 10 / len(movielens.domain_items(0))   # better than a random ranking
