@@ -248,6 +248,14 @@ def train(model: torch.nn.Module,  # any model of the zoo (Model interface)
         res = TrainResult(**json.loads((out/'results.json').read_text()))
         load_weights(model, res.best_checkpoint)
         acc.print(f"{out}: finished run found, best weights loaded (epoch {res.best_epoch})")
+        missing = [p for p in cfg.test_protocols if p not in res.test or p not in res.valid]
+        if missing:   # protocols asked for now but not then: score the best weights on them
+            model.to(acc.device).eval()
+            for p in missing:
+                res.valid[p] = _eval(acc, model, ds, target, 'valid', p, cfg, maxlen)
+                res.test[p] = _eval(acc, model, ds, target, 'test', p, cfg, maxlen)
+            if acc.is_main_process: atomic_write_text(out/'results.json', json.dumps(res.to_dict(), indent=2))
+            acc.wait_for_everyone()
         return res
 
     acc_set_seed(cfg.seed, device_specific=True)       # dropout differs per process, reproducibly

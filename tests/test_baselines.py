@@ -1,5 +1,5 @@
 """Popularity and GRU4Rec obey the Model interface, learn on toy data and run through the trainer in both directions."""
-import dataclasses, sys
+import dataclasses, json, sys
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,11 @@ def test_trainer_runs_baselines_both_directions(toy, tmp_path):
         assert r.epochs_run == 2 and Path(r.output_dir).name == f'target-{toy.domains[t]}'
         assert r.test['full']['n_cases'] == len(toy.split(t).test) and 'sampled-20' in r.test
         assert r.test['sampled-20']['HR@10'] >= r.test['full']['HR@10']
+    # a finished run is not retrained; a protocol asked for later is scored on its best weights and stored
+    again = train(GRU4Rec.from_dataset(toy, GRU4RecConfig(target_domain=1, hidden=16, maxlen=20)), toy, 1,
+                  dataclasses.replace(cfg, output_dir=res[1].output_dir, test_protocols=('full', 'sampled-20', 'sampled-10')))
+    assert again.history == res[1].history and again.test['full'] == res[1].test['full']
+    assert 'sampled-10' in again.test and 'sampled-10' in json.loads((Path(res[1].output_dir)/'results.json').read_text())['test']
     pr = train(Popularity.from_dataset(toy, 1), toy, 1, dataclasses.replace(cfg, output_dir=str(tmp_path/'pop')))
     assert pr.epochs_run == 0 and pr.best_epoch == 0 and 0 <= pr.test['full']['NDCG@10'] <= 1
     assert Popularity.from_pretrained(pr.best_checkpoint).counts.sum() > 0
