@@ -302,3 +302,34 @@ def test_default_model_converts_once_and_reloads_fast():
     assert time.perf_counter() - t < 10                            # 0.2-0.7 s on an idle machine; slack for a busy shared box
     assert m.config.num_hidden_layers == 30 and tok.padding_side == 'left' and 'quantization_config' not in m.config.to_dict()
     assert resolve_model() == path
+
+
+class _ToyTok:
+    "Just enough tokenizer for TwoLineFormat: id 0 = EOS, 1 = newline, 2.. = words."
+    name_or_path, eos_token_id = 'toy', 0
+    words = ['<eos>', '\n', 'Agnostic', ':', 'a', 'b', 'c', 'd', 'e', 'f']
+    def __len__(self): return len(self.words)
+    def __call__(self, text, add_special_tokens=False): return SimpleNamespace(input_ids=[self.words.index(text)])
+    def convert_ids_to_tokens(self, ids): return [self.words[i] for i in ids]
+    def convert_tokens_to_string(self, toks): return ''.join(toks)
+
+
+def test_two_line_format_forces_label_caps_lines_and_bans_copies():
+    import torch
+    from semacdr.semantics import TwoLineFormat
+    tok = _ToyTok()
+    proc = TwoLineFormat(tok, start=1, label_ids=[2, 3], max_line=4, min_line=1, no_repeat_ngram=3, avoid=[[5, 6, 7]])
+    seq = [9]                                                # the "prompt"
+    want = [5, 6, 8, 4]                                      # what the toy "model" prefers, in order, at each step
+    for step in range(12):
+        scores = torch.zeros(1, len(tok))
+        for rank, t in enumerate(want): scores[0, t] = 10.0 - rank
+        scores[0, 7] = 20.0 if seq[-2:] == [5, 6] else scores[0, 7]   # the model would love to copy the example here
+        nxt = int(proc(torch.tensor([seq]), scores).argmax())
+        seq.append(nxt)
+        if nxt == 0: break
+    ans = seq[1:]
+    assert 7 not in ans                                       # the copied 3-gram (5, 6, 7) was blocked
+    assert ans[ans.index(1) + 1: ans.index(1) + 3] == [2, 3]  # newline, then the forced 'Agnostic', ':'
+    line1 = ans[:ans.index(1)]
+    assert len(line1) <= 4 and ans[-1] == 0                  # line cap; the answer ends with EOS
