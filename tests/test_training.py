@@ -42,17 +42,17 @@ def _same_run(a, b):
 
 def test_resume_after_sigkill_is_exact(tmp_path):
     "SIGKILL a real training process mid-epoch, start it again: the final metrics equal an uninterrupted run's."
-    ref = tmp_path/'ref'
-    _worker(ref, '--epochs', '3')
-    # (a) only epoch-end checkpoints: the killed epoch is redone from its start
-    # (b) a checkpoint every 2 steps: resume skips the 2 batches already done (accelerate.skip_first_batches)
-    for name, every, resumed in (('a', '0', 'e0001-s000000'), ('b', '2', 'e0001-s000002')):
-        out = tmp_path/name
-        p = _worker(out, '--epochs', '3', '--ckpt-every', every, '--kill-at', '1:3', check=False)
+    # (a) GRU4Rec, only epoch-end checkpoints: the killed epoch is redone from its start
+    # (b) SemaCDR (dropout, sampled contrastive items), a checkpoint every 2 steps: resume skips the 2 batches already
+    #     done (accelerate.skip_first_batches) and restores the random state of step 2
+    for name, model, every, resumed in (('a', 'gru4rec', '0', 'e0001-s000000'), ('b', 'semacdr', '2', 'e0001-s000002')):
+        ref, out = tmp_path/f'{name}-ref', tmp_path/name
+        _worker(ref, '--epochs', '3', '--model', model)
+        p = _worker(out, '--epochs', '3', '--model', model, '--ckpt-every', every, '--kill-at', '1:3', check=False)
         assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr[-2000:])
         assert not (out/'results.json').exists()
         assert len((out/'history.jsonl').read_text().splitlines()) == 1   # epoch 1 done, epoch 2 killed at step 3
-        _worker(out, '--epochs', '3', '--ckpt-every', every)
+        _worker(out, '--epochs', '3', '--model', model, '--ckpt-every', every)
         r = _results(out)
         assert r['resumed_from'].endswith(resumed)
         assert len((out/'history.jsonl').read_text().splitlines()) == 3   # no duplicated epochs
