@@ -123,8 +123,10 @@ def test_widgets_in_jupyterlab():
                 page.wait_for_selector('.semacdr-attention .main-svg', timeout=60_000)
                 timings['cells_done_s'] = round(time.time() - t_start, 1)
                 space = '.semacdr-plot'
+                view_names = page.evaluate("() => Array.from(document.querySelectorAll('.semacdr-view select option')).map(o => o.textContent.replace(/\\u00a0/g, ' '))")
+                assert len(view_names) >= 2, view_names
                 s0 = plot_state(page, space)
-                assert s0 and s0['n'][0] + s0['n'][1] == 500 and 'content text' in s0['title'], s0
+                assert s0 and s0['n'][0] + s0['n'][1] == 500 and s0['title'].startswith(view_names[0]), s0
                 assert 'kNN domain mixing' in page.inner_text('.semacdr-mixing')
 
                 # 1. drag the n_neighbors slider and release: one refit, new coordinates
@@ -138,10 +140,11 @@ def test_widgets_in_jupyterlab():
                 timings['slider_refit_s'] = round(time.time() - t_start, 1)
 
                 # 2. switch the view
-                page.select_option('.semacdr-view select', label='title')
-                s2 = wait_for(lambda: (s := plot_state(page, space)) and s['title'].startswith('title') and s['x'] != s1['x'] and s,
+                other_view = view_names[-1]
+                page.select_option('.semacdr-view select', index=len(view_names) - 1)
+                s2 = wait_for(lambda: (s := plot_state(page, space)) and s['title'].startswith(other_view) and s['x'] != s1['x'] and s,
                               what='the view switch')
-                assert 'font-weight:bold' in page.inner_html('.semacdr-mixing')
+                wait_for(lambda: f'#eef"><td>{other_view}</td>' in page.inner_html('.semacdr-mixing'), what='the mixing table to highlight the new view')
 
                 # 3. click a point: the panel fills with its texts and nearest items of the other domain
                 panel_before = page.inner_text('.semacdr-panel')
@@ -151,7 +154,7 @@ def test_widgets_in_jupyterlab():
                 page.mouse.click(pb['x'] + pb['width']/2, pb['y'] + pb['height']/2)
                 wait_for(lambda: 'Nearest in' in page.inner_text('.semacdr-panel'), what='the selection panel')
                 panel = page.inner_text('.semacdr-panel')
-                assert panel != panel_before and 'Selected: 1 item' in panel and 'cosine in “title”' in panel
+                assert panel != panel_before and 'Selected: 1 item' in panel and f'cosine in “{other_view}”' in panel
                 assert page.locator('.semacdr-panel li').count() == 5
                 s3 = wait_for(lambda: (s := plot_state(page, space)) and s['n'][2] > 0 and s, what='the highlight trace')
                 timings['click_s'] = round(time.time() - t_start, 1)
@@ -160,13 +163,16 @@ def test_widgets_in_jupyterlab():
                 att = '.semacdr-attention-explorer'
                 a0 = plot_state(page, '.semacdr-attention')
                 assert a0 and 'cross-domain attention of user' in a0['title']
+                k0 = plot_state(page, '.semacdr-topk')
                 user_box = page.locator('.semacdr-user input')
                 other = page.evaluate("() => Array.from(document.querySelectorAll('.semacdr-user datalist option')).map(o => o.value)")[7]
                 user_box.fill(other); user_box.press('Enter')
                 wait_for(lambda: f'user {other}:' in (plot_state(page, '.semacdr-attention') or {}).get('title', ''), what='the user switch')
-                assert f'user {other}' in page.inner_text(f'{att} .semacdr-user-info')
-                topk = plot_state(page, '.semacdr-topk')
+                wait_for(lambda: f'user {other}' in page.inner_text(f'{att} .semacdr-user-info'), what='the user summary')
+                topk = wait_for(lambda: (k := plot_state(page, '.semacdr-topk')) and k['x'] != k0['x'] and k, what='new recommendations')
                 assert topk['n'][0] >= 10 and 'true next item' in topk['title']
+                gates = plot_state(page, '.semacdr-gates')
+                assert gates and len(gates['n']) >= 2, gates   # sequence-fusion gate + one bar trace per item view
 
                 # the screenshot: code cells collapsed so both widgets fit on the page
                 page.evaluate("() => window.jupyterapp.commands.execute('notebook:hide-all-cell-code')")

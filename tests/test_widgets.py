@@ -129,7 +129,7 @@ def test_view_switch_updates_plot_mixing_and_neighbors(explorer):
 def test_click_opens_panel_with_other_domain_neighbours(explorer):
     ex, _ = explorer
     before = ex.panel_w.value
-    ex.fig._handler_js2py_pointsCallback(click_event(ex.fig, 0, 3))   # the frontend's click message
+    ex.figw._handler_js2py_pointsCallback(click_event(ex.fig, 0, 3))   # the frontend's click message
     row = int(ex.fig.data[0].customdata[3])
     assert ex.selected.tolist() == [row]
     p = ex.panel_w.value
@@ -140,17 +140,29 @@ def test_click_opens_panel_with_other_domain_neighbours(explorer):
     hl = ex.fig.data[2]
     assert len(hl.x) >= 1 and int(hl.customdata[0]) == row and hl.text[0].startswith('★')
     # a click on a point of domain B lists domain A neighbours
-    ex.fig._handler_js2py_pointsCallback(click_event(ex.fig, 1, 0))
+    ex.figw._handler_js2py_pointsCallback(click_event(ex.fig, 1, 0))
     assert 'Nearest in Books' in ex.panel_w.value and (ex.domain[ex.neighbors] == 0).all()
     # clicking a highlighted point (the overlay trace) selects that item
     hl_row = int(ex.fig.data[2].customdata[1])
-    ex.fig._handler_js2py_pointsCallback(click_event(ex.fig, 2, 1))
+    ex.figw._handler_js2py_pointsCallback(click_event(ex.fig, 2, 1))
     assert ex.selected.tolist() == [hl_row]
+
+
+def test_each_change_shows_a_fresh_complete_figure_widget(explorer):
+    ex, _ = explorer
+    w0 = ex.figw
+    assert ex.plot_box.children == (w0,) and w0.comm is not None and 'semacdr-plot' in w0._dom_classes
+    ex.nn_w.value = 20
+    w1 = ex.figw
+    assert w1 is not w0 and ex.plot_box.children == (w1,) and w0.comm is None   # the old widget is closed
+    assert np.allclose(w1.data[0].x, ex.fig.data[0].x) and w1.layout.title.text == ex.fig.layout.title.text
+    ex.figw._handler_js2py_pointsCallback(click_event(ex.fig, 0, 0))            # events of the new widget are wired
+    assert ex.selected.tolist() == [int(ex.fig.data[0].customdata[0])] and ex.figw is not w1
 
 
 def test_lasso_selection_lists_items_and_neighbours_of_their_mean(explorer):
     ex, _ = explorer
-    ex.fig._handler_js2py_pointsCallback(lasso_event(ex.fig, [(0, 1), (0, 2), (0, 7)]))
+    ex.figw._handler_js2py_pointsCallback(lasso_event(ex.fig, [(0, 1), (0, 2), (0, 7)]))
     rows = [int(ex.fig.data[0].customdata[i]) for i in (1, 2, 7)]
     assert sorted(ex.selected.tolist()) == sorted(rows)
     p = ex.panel_w.value
@@ -158,7 +170,7 @@ def test_lasso_selection_lists_items_and_neighbours_of_their_mean(explorer):
     nb, _ = cross_domain_neighbors(ex.views['separated'], ex.domain, rows, k=ex.n_cross)
     assert (ex.neighbors == nb).all()
     # an empty event (e.g. a click on empty space) keeps the selection
-    ex.fig._handler_js2py_pointsCallback(lasso_event(ex.fig, []))
+    ex.figw._handler_js2py_pointsCallback(lasso_event(ex.fig, []))
     assert len(ex.selected) == 3
 
 
@@ -238,6 +250,8 @@ def test_attention_explorer_panels():
     assert 'ranked 57' in ax.topk.layout.title.text and 'user <b>1</b>' in ax.info_w.value
     ax.user_w.value = 'nobody'     # not an option: ignored
     assert ax.current.user == '1'
+    shown = ax.boxes['topk'].children[0]
+    assert 'semacdr-topk' in shown._dom_classes and shown.layout.title.text == ax.topk.layout.title.text
 
 
 def test_attention_explorer_without_gates_or_attention(movielens):
@@ -266,3 +280,61 @@ def test_real_umap_refit():
     rows, Y = ex.embedding()
     ca, cb = Y[ex.domain[rows] == 0].mean(0), Y[ex.domain[rows] == 1].mean(0)
     assert np.linalg.norm(ca - cb) > 2 * Y[ex.domain[rows] == 0].std(0).mean()
+
+
+# ---------------- from a model ----------------
+
+@pytest.fixture(scope='module')
+def small_model(movielens):
+    torch = pytest.importorskip('torch')
+    model_mod = pytest.importorskip('semacdr.model')
+    ds = movielens
+    g = torch.Generator().manual_seed(0)
+    feats = {v: torch.randn(ds.n_items, 12, generator=g) for v in ('specific', 'agnostic')}
+    torch.manual_seed(0)
+    cfg = model_mod.SemaCDRConfig(hidden=16, maxlen=30, heads=2, layers=1, target_domain=1)
+    return model_mod.SemaCDR(cfg, feats, ds.item_domain, ds.local_index)
+
+
+def test_model_item_views_and_space_from_model(small_model, movielens):
+    from semacdr.widgets import model_item_views, untrained_twin
+    import torch
+    m, ds = small_model, movielens
+    views = model_item_views(m, text_features=True)
+    assert list(views) == ['fused', 'id', 'specific', 'agnostic', 'specific (text encoder)', 'agnostic (text encoder)']
+    assert all(v.shape == (ds.n_items, 16) for k, v in views.items() if 'encoder' not in k)
+    with torch.no_grad():
+        m.eval(); ref = m.fuse_items(torch.tensor([1, 2, 3]))[0].numpy()
+    assert np.allclose(views['fused'][:3], ref, atol=1e-5)
+    twin = untrained_twin(m, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), m.state_dict().values()))  # m is untrained: same init
+    ex = SemanticSpaceExplorer.from_model(m, ds, before=twin, reducer=FakeReducer(), sample_size=250)
+    assert ex.view == 'fused (trained)' and 'fused (untrained)' in ex.views and 'agnostic (text encoder)' in ex.views
+    ex.select(0)
+    assert 'Nearest in Drama' in ex.panel_w.value
+
+
+def test_attention_from_model_matches_model(small_model, movielens):
+    import torch
+    from semacdr.data import collate_eval
+    from semacdr.widgets import model_explainer
+    m, ds = small_model, movielens
+    ex = model_explainer(m, ds, k=7)
+    u = ex.users[2]; e = ex(u)
+    row = ds.split(1).test.to_pandas().set_index('user').loc[u]
+    hist = np.asarray(row['history'])[-30:]
+    assert list(e.source_items) == [i for i in hist if ds.item_domain[i] == 0]
+    assert list(e.target_items) == [i for i in hist if ds.item_domain[i] == 1]
+    assert e.attention.shape == (len(e.target_items), len(e.source_items))
+    assert np.all(e.attention >= 0) and np.all(e.attention.sum(1) <= 1 + 1e-5)
+    batch = collate_eval([list(row['history'])], [int(row['target'])], ds.local_index, 30)
+    with torch.no_grad():
+        m.eval(); s = m.score(batch['input_ids'])[0].numpy()
+    assert np.allclose(np.sort(s)[::-1][:7], e.top_scores, atol=1e-5)
+    assert (ds.item_domain[e.top_items] == 1).all() and e.target == int(row['target'])
+    assert e.target_rank == 1 + int((s > s[ds.local_index[e.target]]).sum())
+    assert list(e.seq_gates) == list(m.config.threads) and abs(sum(e.seq_gates.values()) - 1) < 1e-4
+    assert set(e.item_gates) >= {e.target, *e.top_items.tolist()}
+    ax = AttentionExplorer.from_model(m, ds, users=ex.users[:20])
+    assert [t.name for t in ax.gates.data if t.orientation == 'h'] == list(m.config.views)
+    assert 'heads' in ax.info_w.value
