@@ -62,7 +62,7 @@ def process_notebooks(cache: Path, force: bool = False, n_workers: int = 2, quie
     from nbdev.doclinks import nbglob
     from nbdev import serve_drv
     from fastcore.parallel import parallel
-    nbs = cfg.nbs_path.resolve()
+    nbs = cfg.nbs_path.absolute()  # not resolve(): nbs/_quarto.yml may be a symlink out of nbs/
     files = list(nbglob(nbs, func=Path, file_glob='', file_re=''))
     files += [nbs/f for f in ('_quarto.yml', '_brand.yml') if (nbs/f).exists()]
     # The API reference depends on the library's source (signatures, docstrings, line numbers), the settings and
@@ -72,11 +72,12 @@ def process_notebooks(cache: Path, force: bool = False, n_workers: int = 2, quie
     if cache.exists() and (force or _newest_mtime(deps) > cache.stat().st_mtime): shutil.rmtree(cache)
     cache.mkdir(parents=True, exist_ok=True)
     # Drop what no longer has a source (a renamed or deleted notebook must not stay on the site).
-    wanted = {cache/f.resolve().relative_to(nbs) for f in files}
+    files = [Path(os.path.abspath(f)) for f in files]
+    wanted = {cache/f.relative_to(nbs) for f in files}
     for p in sorted(cache.rglob('*'), reverse=True):
         if p.is_file() and p not in wanted: p.unlink()
         elif p.is_dir() and not any(p.iterdir()): p.rmdir()
-    jobs = [(s, d) for f in files if (j := _proc_file(f.resolve(), cache, nbs)) for s, d, _ in [j]]
+    jobs = [(s, d) for f in files if (j := _proc_file(f, cache, nbs)) for s, d, _ in [j]]
     if not quiet: print(f'nbdev processing {len(jobs)} notebook(s) of {len(files)} file(s) into {cache}', flush=True)
     if jobs:
         kw = dict(method='spawn') if n_workers > 0 else {}
@@ -122,7 +123,8 @@ def _docs_filter_class():
             how = what_to_eval(cell)
             if how == 'all': self.k.cell(cell)
             elif how == 'imports':
-                imps = [t for t in cell.parsed_() if isinstance(t, (ast.Import, ast.ImportFrom))]
+                imps = [t for t in cell.parsed_() if isinstance(t, (ast.Import, ast.ImportFrom))
+                        or ast.unparse(t).startswith('sys.path.')]   # imports, and where they import from
                 self.k.run('\n'.join(ast.unparse(t) for t in imps))
             if self.k.exc:
                 warnings.warn(f"docs: {getattr(self.nb, 'path_', '?')}: cell {cell.idx_} failed "
