@@ -50,6 +50,19 @@ def _maps_args(item_features, item_domain, local_index):
 class _Saveable:
     "save_pretrained / from_pretrained: `config.json` (with the class name) + `model.safetensors` (weights and data maps)."
     config_class = None
+    def _init_maps(self, config, item_features, item_domain, local_index):
+        "Fill the data sizes into `config` (from the maps, or keep the saved ones when loading), set `self.config` and register `is_target` [n_items+1] and `target_rows` [n_target]."
+        item_domain, local_index = _maps_args(item_features, item_domain, local_index)
+        if item_domain is not None:
+            config = replace(config, n_items=len(item_domain),
+                             n_target_items=int((np.asarray(item_domain) == config.target_domain).sum()))
+            is_t, rows = _target_maps(item_domain, local_index, config.target_domain)
+        else:
+            is_t, rows = torch.zeros(config.n_items + 1, dtype=torch.bool), torch.zeros(config.n_target_items, dtype=torch.long)
+        self.config = config
+        self.register_buffer('is_target', is_t)     # [n_items+1] is 1-based id a target item
+        self.register_buffer('target_rows', rows)   # [n_target] 1-based id of each local target item
+        return config
     def save_pretrained(self, path: str | Path) -> Path:
         path = Path(path); path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path/'config.json', json.dumps({'model_type': type(self).__name__, **asdict(self.config)}, indent=2))
@@ -81,17 +94,7 @@ class Popularity(_Saveable, nn.Module):
                  local_index: np.ndarray | None = None, # index of every item within its domain (None: derived)
                 ):
         super().__init__()
-        item_domain, local_index = _maps_args(item_features, item_domain, local_index)
-        if item_domain is not None:
-            config = replace(config, n_items=len(item_domain),
-                             n_target_items=int((np.asarray(item_domain) == config.target_domain).sum()))
-            self.config = config
-            is_t, rows = _target_maps(item_domain, local_index, config.target_domain)
-        else:
-            self.config = config
-            is_t, rows = torch.zeros(config.n_items + 1, dtype=torch.bool), torch.zeros(config.n_target_items, dtype=torch.long)
-        self.register_buffer('is_target', is_t)                              # [n_items+1]
-        self.register_buffer('target_rows', rows)                            # [n_target]
+        config = self._init_maps(config, item_features, item_domain, local_index)
         self.register_buffer('counts', torch.zeros(config.n_target_items))   # [n_target] occurrences in training
         self.register_buffer('order_score', torch.zeros(config.n_target_items)) # [n_target] strict ranking score
 
@@ -158,16 +161,7 @@ class GRU4Rec(_Saveable, nn.Module):
                 ):
         super().__init__()
         if config.sequence not in ('mixed', 'target'): raise ValueError(f"sequence must be 'mixed' or 'target', not {config.sequence!r}")
-        item_domain, local_index = _maps_args(item_features, item_domain, local_index)
-        if item_domain is not None:
-            config = replace(config, n_items=len(item_domain),
-                             n_target_items=int((np.asarray(item_domain) == config.target_domain).sum()))
-            is_t, rows = _target_maps(item_domain, local_index, config.target_domain)
-        else:
-            is_t, rows = torch.zeros(config.n_items + 1, dtype=torch.bool), torch.zeros(config.n_target_items, dtype=torch.long)
-        self.config = c = config
-        self.register_buffer('is_target', is_t)     # [n_items+1] is 1-based id a target item
-        self.register_buffer('target_rows', rows)   # [n_target] 1-based id of each local target item
+        c = self._init_maps(config, item_features, item_domain, local_index)
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)   # row 0 = padding
         self.emb_drop = nn.Dropout(c.dropout)
         self.gru = nn.GRU(c.hidden, c.hidden, c.num_layers, batch_first=True, dropout=c.dropout if c.num_layers > 1 else 0.0)
