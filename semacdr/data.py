@@ -22,7 +22,7 @@ __all__ = ['ITEM_TEXT_FIELDS', 'AMAZON_2023_HUB', 'DataError', 'DomainSplit', 'C
            'leave_one_out', 'trainable', 'load_llmcdsr', 'asset_dir', 'read_atomic', 'load_movielens',
            'read_amazon_reviews', 'read_amazon_meta', 'k_core', 'build_cross_domain', 'load_amazon', 'load_amazon_2023',
            'write_amazon_fixture', 'describe', 'save_to_disk', 'load_dataset_dir', 'pad_left', 'collate_train',
-           'collate_eval', 'load_named', 'describe_cli']
+           'collate_eval', 'trim_padding', 'load_named', 'describe_cli']
 
 # %% ../nbs/00_data.ipynb #eee07927
 class DataError(ValueError):
@@ -511,6 +511,14 @@ def collate_eval(histories: Sequence[Sequence[int]], # histories before each tar
     "`input_ids` [B, L] of the histories and `target` [B], each target's local index in its domain."
     return {'input_ids': pad_left(histories, maxlen),
             'target': torch.as_tensor([int(local_index[t]) for t in targets], dtype=torch.long)}
+
+def trim_padding(batch: dict, # a `collate_train` / `collate_eval` batch
+                ) -> dict:
+    "Drop the leading columns that are padding in every row (of `input_ids`, and the same columns of `labels`); the models ignore left padding, so only work is saved."
+    ids = batch['input_ids']
+    keep = max(int((ids > 0).sum(1).max()) if ids.numel() else 0, 1)
+    return {k: (v[:, -keep:] if k in ('input_ids', 'labels') else v) for k, v in batch.items()}
+
 
 # %% ../nbs/00_data.ipynb #3d7b4985
 def load_named(name: str, # 'movielens' / 'ml-100k' / 'ml-1m' / 'food-kitchen' / a folder in the LLMCDSR layout / a saved data set

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .core import cache_dir, stable_hash
-from .data import CrossDomainDataset, collate_eval
+from .data import CrossDomainDataset, collate_eval, trim_padding
 
 # %% auto #0
 __all__ = ['DEFAULT_KS', 'target_ranks', 'rank_metrics', 'Protocol', 'draw_candidates', 'split_candidates', 'score_cases',
@@ -155,7 +155,7 @@ def evaluate(model,                         # `.score(input_ids) -> [B, n_target
     collected = []
     for idx in loader:
         idx_cpu = idx.cpu().tolist()
-        batch = collate_eval([histories[i] for i in idx_cpu], [targets[i] for i in idx_cpu], ds.local_index, maxlen)
+        batch = trim_padding(collate_eval([histories[i] for i in idx_cpu], [targets[i] for i in idx_cpu], ds.local_index, maxlen))
         scores = score_cases(model, batch['input_ids'].to(device))           # [B, N_target]
         tgt = batch['target'].to(scores.device)
         if mask_history and not protocol.n_neg:

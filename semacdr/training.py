@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 
 from .core import atomic_write_text, stable_hash, to_dict
-from .data import collate_train
+from .data import collate_train, trim_padding
 from .evaluation import evaluate
 
 # %% auto #0
@@ -55,6 +55,7 @@ class TrainConfig:
     candidates_seed: int = 0          # seed of the sampled protocols' stored candidates (fixed per split, not per run)
     ks: tuple[int, ...] = (1, 5, 10, 20)
     max_steps_per_epoch: int = 0      # cap on steps per epoch, for smoke tests (0: whole epoch)
+    group_by_length: bool = False     # batches of similar-length sequences (transformers' length-grouped order): less padding, faster epochs
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient in a step
     progress: bool = True             # tqdm bars
 
@@ -70,13 +71,21 @@ def lr_lambda(step: int, total: int, warmup: float = 0.0, cosine: bool = False, 
 # %% ../nbs/04_training.ipynb #ce968647
 class EpochRows(TorchDataset):
     "Training sequences, served in a permutation that depends only on `(seed, epoch)`."
-    def __init__(self, seqs: Sequence[Sequence[int]], seed: int = 0, shuffle: bool = True):
-        self.seqs, self.seed, self.shuffle = seqs, seed, shuffle
+    def __init__(self, seqs: Sequence[Sequence[int]], seed: int = 0, shuffle: bool = True,
+                 group_size: int = 0, # > 0: consecutive groups of this many rows have similar lengths (set it to the batch size)
+                 maxlen: int = 50):   # lengths are counted up to this (the collator keeps the latest maxlen + 1 items)
+        self.seqs, self.seed, self.shuffle, self.group_size = seqs, seed, shuffle, group_size
+        self.lengths = [min(len(s), maxlen + 1) for s in seqs] if group_size else None
         self.use_epoch(0)
     def use_epoch(self, epoch: int):
         # deliberately not named set_epoch: accelerate calls set_epoch with its own iteration counter
-        n = len(self.seqs)
-        self.epoch, self.order = epoch, (np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n))
+        n, rng = len(self.seqs), np.random.default_rng([self.seed, epoch])
+        if self.shuffle and self.group_size:
+            from transformers.trainer_pt_utils import get_length_grouped_indices
+            g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            order = np.asarray(get_length_grouped_indices(self.lengths, self.group_size, generator=g))
+        else: order = rng.permutation(n) if self.shuffle else np.arange(n)
+        self.epoch, self.order = epoch, order
     def __len__(self): return len(self.seqs)
     def __getitem__(self, i):
         j = int(self.order[i]); return j, self.seqs[j]
@@ -87,7 +96,7 @@ class TrainCollator:
         self.item_domain, self.local_index, self.target, self.maxlen = item_domain, local_index, target, maxlen
     def __call__(self, rows):
         idx, seqs = zip(*rows)
-        b = collate_train(seqs, self.item_domain, self.local_index, self.target, self.maxlen)
+        b = trim_padding(collate_train(seqs, self.item_domain, self.local_index, self.target, self.maxlen))
         b['row'] = torch.as_tensor(idx, dtype=torch.long)
         return b
 
@@ -194,6 +203,17 @@ def _fingerprint(model, ds, target: int, cfg: TrainConfig) -> dict:
             'model_class': type(model).__name__, 'model_config': _model_config(model),
             'data': getattr(ds, 'name', type(ds).__name__), 'target': target}
 
+def _same_run(old: dict, new: dict, model, cfg: TrainConfig) -> bool:
+    "Fingerprints match. A config field the old run did not record (added to the package later) matches at its default."
+    mc = getattr(model, 'config', None)
+    defaults = {'train_config': to_dict(type(cfg)()), 'model_config': to_dict(type(mc)()) if dataclasses.is_dataclass(mc) else {}}
+    new, defaults = json.loads(json.dumps(new, default=str)), json.loads(json.dumps(defaults, default=str))
+    for sec, d in defaults.items():
+        o, n = old.get(sec, {}), new.get(sec, {})
+        if any(k not in d or n[k] != d[k] for k in n.keys() - o.keys()): return False
+        new[sec] = {k: v for k, v in n.items() if k in o}
+    return old == new
+
 def _peak_mem_mb(device) -> float:
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
@@ -235,7 +255,7 @@ def train(model: torch.nn.Module,  # any model of the zoo (Model interface)
     cfg_file = out/'train_config.json'
     if cfg_file.exists() and cfg.resume:
         old = json.loads(cfg_file.read_text()).get('fingerprint')
-        if old != json.loads(json.dumps(fp, default=str)):
+        if not _same_run(old, fp, model, cfg):
             raise ValueError(f"{out} holds a run with another configuration; use another output_dir or overwrite=True")
     elif cfg_file.exists() and not cfg.resume and acc.is_main_process:
         shutil.rmtree(out)
@@ -262,7 +282,7 @@ def train(model: torch.nn.Module,  # any model of the zoo (Model interface)
     split = ds.split(target)
     seqs = split.train[:]['items'] if len(split.train) else []   # one bulk read (row-wise access of a Dataset is ~1 ms)
     keep = trainable_rows(seqs, ds.item_domain, target, maxlen)
-    rows = EpochRows([seqs[i] for i in keep], seed=cfg.seed)
+    rows = EpochRows([seqs[i] for i in keep], seed=cfg.seed, group_size=cfg.batch_size if cfg.group_by_length else 0, maxlen=maxlen)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     pbar_kw = dict(disable=not (cfg.progress and acc.is_local_main_process), leave=False, dynamic_ncols=True)
     history, start_epoch, start_step, best, best_epoch, bad, resumed_from = [], 0, 0, -math.inf, 0, 0, None
