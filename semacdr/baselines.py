@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 
 from .core import atomic_write_text, from_dict
+from .model import sample_candidates
 
 # %% auto #0
 __all__ = ['BaselineOutput', 'PopularityConfig', 'Popularity', 'compact_left', 'GRU4RecConfig', 'GRU4Rec']
@@ -148,6 +149,7 @@ class GRU4RecConfig:
     hidden: int = 64           # embedding and GRU state size
     num_layers: int = 1        # stacked GRU layers
     dropout: float = 0.3       # on the item embeddings (and between GRU layers)
+    sampled_negatives: int = 0 # training only: softmax over the batch's true items + this many uniform negatives (0: all items)
     n_items: int = 0           # filled from the data at construction
     n_target_items: int = 0    # filled from the data at construction
 
@@ -202,9 +204,15 @@ class GRU4Rec(_Saveable, nn.Module):
         return h @ self.item_emb(self.target_rows).T + self.out_bias
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> BaselineOutput:
+        k = self.config.sampled_negatives if self.training and labels is not None else 0
+        if k:   # sampled softmax, drawn before dropout as in SemaCDR
+            cand, y_c = sample_candidates(labels[labels != -100], self.config.n_target_items, k)   # [C], [M]
         h = self.encode(input_ids)                                        # [B, L, H]
         if labels is None: return BaselineOutput(loss=h.sum() * 0, logits=self.target_logits(h[:, -1]))
         m = labels != -100                                                # [B, L] labelled positions
+        if k:
+            logits_c = h[m] @ self.item_emb(self.target_rows[cand]).T + self.out_bias[cand]   # [M, C]
+            return BaselineOutput(loss=F.cross_entropy(logits_c, y_c) if m.any() else h.sum() * 0)
         logits = self.target_logits(h[m])                                 # [N, n_target]
         loss = F.cross_entropy(logits, labels[m]) if m.any() else h.sum() * 0
         return BaselineOutput(loss=loss, logits=logits)

@@ -18,8 +18,8 @@ from .core import to_dict, from_dict, atomic_write_text
 
 # %% auto #0
 __all__ = ['TEXT_VIEWS', 'THREADS', 'PRESETS', 'SemaCDRConfig', 'MoEAdapter', 'FusionGate', 'FeedForward', 'CausalBlock',
-           'SeqEncoder', 'CrossAttention', 'split_thread', 'gather_back', 'SemaCDROutput', 'SemaCDR', 'toy_data',
-           'check_model']
+           'SeqEncoder', 'CrossAttention', 'split_thread', 'gather_back', 'SemaCDROutput', 'sample_candidates',
+           'SemaCDR', 'toy_data', 'check_model']
 
 # %% ../nbs/03_model.ipynb #702452a8
 TEXT_VIEWS = ('specific', 'agnostic')
@@ -40,6 +40,7 @@ class SemaCDRConfig:
     contrastive_max_items: int = 1024 # items per contrastive batch (the batch's unique items, sub-sampled beyond this)
     aux_weight: float = 0.0         # optional auxiliary next-item loss on every thread representation alone
     loss_chunk: int = 0             # supervised positions per chunk of the softmax (0: all at once); chunks are recomputed in backward
+    sampled_negatives: int = 0      # training only: softmax over the batch's true items + this many uniform negatives (0: over all N items)
     # item views
     use_id: bool = True             # learned ID embedding view
     use_specific: bool = True       # domain-specific text view (item text + domain-specific semantics)
@@ -226,7 +227,7 @@ def gather_back(h: torch.Tensor, # [B, L, d] thread states (compact, left-padded
 class SemaCDROutput:
     "What `SemaCDR.forward` returns. B batch, L columns, M supervised positions, N target-domain items, V views, T threads, h heads."
     loss: torch.Tensor | None = None              # scalar: rec_loss + contrastive_weight * contrastive_loss (+ aux_weight * aux_loss); None without labels
-    rec_loss: torch.Tensor | None = None          # scalar: full-softmax cross-entropy over the N target-domain items
+    rec_loss: torch.Tensor | None = None          # scalar: softmax cross-entropy over the N target-domain items (training with sampled_negatives: over the C candidates)
     contrastive_loss: torch.Tensor | None = None  # scalar InfoNCE (None when switched off)
     aux_loss: torch.Tensor | None = None          # scalar mean of per-thread losses (None when aux_weight == 0)
     logits: torch.Tensor | None = None            # [M, N] scores at supervised positions (labels != -100, row-major order); None when chunked
@@ -241,6 +242,14 @@ class SemaCDROutput:
     threads: tuple = ()                           # names of the T threads, e.g. ('source', 'target', 'mixed', 'cross')
 
 # %% ../nbs/03_model.ipynb #e8ce90bd
+def sample_candidates(y: torch.Tensor, # [M] local index of each true next item
+                      n_items: int,    # N items of the target domain
+                      k: int,          # uniform negatives shared by the whole batch
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Sampled-softmax candidates `cand` [C] (the batch's true items + `k` uniform draws, deduplicated, sorted) and each label's position in them [M]."
+    cand = torch.unique(torch.cat([y, torch.randint(n_items, (k,), device=y.device)]))   # C <= M + k; a label is never its own negative
+    return cand, torch.searchsorted(cand, y)
+
 class SemaCDR(nn.Module):
     "SemaCDR: multiview items (ID, domain-specific text, domain-agnostic text) + source / target / mixed / cross-attended threads."
     def __init__(self, config: SemaCDRConfig, # hyper-parameters and switches
@@ -367,17 +376,24 @@ class SemaCDR(nn.Module):
                 return_logits: bool | None = None, # default: True unless the softmax is chunked (config.loss_chunk); chunked logits come detached
                ) -> SemaCDROutput:
         cfg = self.config
+        sampled = labels is not None and self.training and cfg.sampled_negatives > 0
+        if sampled:   # drawn first, so that a seed fixes them whatever the layers below consume
+            cand, y_c = sample_candidates(labels[labels != -100], self.n_target_items, cfg.sampled_negatives)
         pref, reps, g, attn = self._sequence(input_ids)
-        E, item_g = self.target_item_embeddings()                                    # [N, d], [N, V]
-        out = SemaCDROutput(preference=pref, item_gates=item_g, seq_gates=g[:, -1], seq_gates_all=g,
+        if sampled: (E, item_g), y = self.fuse_items(self.target_tokens[cand]), y_c   # [C, d], [C, V]; labels -> positions in cand
+        else: (E, item_g), y = self.target_item_embeddings(), None                   # [N, d], [N, V]
+        out = SemaCDROutput(preference=pref, item_gates=None if sampled else item_g, seq_gates=g[:, -1], seq_gates_all=g,
                             cross_attention=attn, views=cfg.views, threads=cfg.threads)
         if labels is None: return out
         sel = labels != -100                                                         # [B, L]
         pos = sel.nonzero()                                                          # [M, 2], row-major
-        y = labels[sel]                                                              # [M]
+        y_true = labels[sel]                                                         # [M]
+        y = y_true if y is None else y                                               # [M] column of each row's true item in E
         u = pref[sel]                                                                # [M, d]  (only supervised positions)
         M = max(len(y), 1)
-        if cfg.loss_chunk and len(u) > cfg.loss_chunk:
+        if sampled:   # logits over C candidates are not the [M, N] logits: none are returned
+            out.rec_loss = self._ce(u, E, y, cfg.loss_chunk) / M
+        elif cfg.loss_chunk and len(u) > cfg.loss_chunk:
             out.rec_loss = self._ce(u, E, y, cfg.loss_chunk) / M                     # never holds all [M, N] logits
             if return_logits: out.logits = (u @ E.T).detach()
         else:
@@ -385,12 +401,12 @@ class SemaCDR(nn.Module):
             out.rec_loss = F.cross_entropy(logits, y, reduction='sum') / M
             if return_logits is not False: out.logits = logits
         loss = out.rec_loss
-        out.positions, out.targets = pos, y
+        out.positions, out.targets = pos, y_true
         if cfg.aux_weight > 0:
             out.aux_loss = sum(self._ce(reps[..., i, :][sel], E, y, cfg.loss_chunk) for i in range(reps.shape[-2])) / (M * reps.shape[-2])
             loss = loss + cfg.aux_weight * out.aux_loss
         if cfg.contrastive_on:
-            toks = torch.unique(torch.cat([input_ids[input_ids > 0], self.target_tokens[y]]))
+            toks = torch.unique(torch.cat([input_ids[input_ids > 0], self.target_tokens[y_true]]))
             if len(toks) > cfg.contrastive_max_items:
                 toks = toks[torch.randperm(len(toks), device=toks.device)[:cfg.contrastive_max_items]]
             out.contrastive_loss = self.contrastive_loss(toks)
