@@ -249,7 +249,8 @@ def _semantics_table(semantics) -> dict[int, dict]:
     else:
         rows = list(semantics); cols = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     ids = cols['item_id']
-    return {int(i): {v: (cols[v][r] if v in cols else '') or '' for v in VIEWS} for r, i in enumerate(ids)}
+    fb = cols.get('fallback') or [False] * len(ids)
+    return {int(i): {**{v: (cols[v][r] if v in cols else '') or '' for v in VIEWS}, 'fallback': bool(fb[r])} for r, i in enumerate(ids)}
 
 def item_view_texts(ds, # a `semacdr.data` data set (needs `n_items`, `item_text`)
                     semantics=None, # the semantics store, or None for item text only
@@ -260,7 +261,8 @@ def item_view_texts(ds, # a `semacdr.data` data set (needs `n_items`, `item_text
     for i in range(ds.n_items):
         base = ds.item_text(i)
         s = sem.get(i, {})
-        spec.append(f"{base}. {s['specific'].strip()}" if s.get('specific', '').strip() else base)
+        extra = '' if s.get('fallback') else s.get('specific', '').strip()   # a fallback's specific text only repeats the item text
+        spec.append(f"{base}. {extra}" if extra else base)
         agn.append(s['agnostic'].strip() if s.get('agnostic', '').strip() else base)
     return {'specific': spec, 'agnostic': agn}
 

