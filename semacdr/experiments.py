@@ -45,10 +45,12 @@ def build_model(name: str,                 # a key of `ZOO`
     if name == 'pop': return Popularity.from_dataset(ds, target)
     if name.startswith('gru4rec'):
         cfg = GRU4RecConfig(target_domain=target, sequence='target' if name.endswith('target') else 'mixed',
-                            maxlen=base.maxlen, hidden=base.hidden, dropout=base.dropout)
+                            maxlen=base.maxlen, hidden=base.hidden, dropout=base.dropout,
+                            sampled_negatives=base.sampled_negatives)
         return GRU4Rec(cfg, item_domain=ds.item_domain, local_index=ds.local_index)
     switches = {k: getattr(base, k) for k in ('hidden', 'maxlen', 'heads', 'layers', 'dropout', 'n_experts', 'temperature',
-                                                'contrastive_weight', 'contrastive_max_items', 'aux_weight', 'loss_chunk')}
+                                                'contrastive_weight', 'contrastive_max_items', 'aux_weight', 'loss_chunk',
+                                                'sampled_negatives')}
     cfg = SemaCDRConfig.preset(ZOO[name], **switches, target_domain=target)
     feats = {v: features[v] for v in cfg.views if v != 'id'} if features else None
     return SemaCDR(cfg, item_features=feats, item_domain=ds.item_domain, local_index=ds.local_index)
@@ -84,6 +86,7 @@ class RunConfig:
     protocols: tuple = ('full', 'sampled-100')                     # test protocols reported
     seeds: tuple = (0,)                                            # one training run per seed; tables show mean ± std
     output_dir: str = 'runs'
+    jobs: int = 1                                                  # trainings run at once, each in its own process (the CPU threads are split between them)
 
 # %% ../nbs/05_experiments.ipynb #e76aa7a8
 def _parse_value(v: str):
@@ -116,7 +119,7 @@ def prepare_features(cfg: RunConfig, ds: CrossDomainDataset, log=print) -> tuple
     scfg = from_dict(SemanticsConfig, cfg.semantics, 'semantics')
     t0 = time.perf_counter()
     generate_semantics(ds, scfg)                                  # only the items the store lacks
-    sem = load_semantics(ds, scfg)                                # rows aligned to ds.items
+    sem = load_semantics(ds, scfg, allow_missing=bool(scfg.max_items))   # rows aligned to ds.items; beyond a budget: marked fallbacks
     t1 = time.perf_counter()
     feats = encode_item_views(ds, sem, cfg.encoder)
     t2 = time.perf_counter()
@@ -135,12 +138,39 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
     if name == 'pop': tcfg = replace(tcfg, epochs=0)
     res = train(model, ds, target, tcfg)
     rec = {'model': name, 'target': ds.domains[target], 'direction': f'{ds.domains[1 - target]}→{ds.domains[target]}',
-           'seed': seed, 'best_epoch': res.best_epoch, 'sec_per_epoch': res.sec_per_epoch,
+           'seed': seed, 'best_epoch': res.best_epoch, 'epochs_run': res.epochs_run, 'sec_per_epoch': res.sec_per_epoch,
+           'peak_mem_mb': max((h.get('peak_mem_mb', 0) for h in res.history), default=float('nan')),   # the process's peak (RSS on CPU)
            'params': sum(p.numel() for p in model.parameters())}
     for proto, m in res.test.items():
         for k, v in m.items():
             if isinstance(v, (int, float)) and k != 'n_cases': rec[f'{proto}/{k}'] = v
     return rec
+
+def _run_job(cfg_dict: dict, features_path: str | None, name: str, target: int, seed: int, threads: int) -> dict:
+    "One `run_one` in a fresh worker process (see `RunConfig.jobs`): data from its loader, features from the run folder."
+    torch.set_num_threads(threads)
+    cfg = from_dict(RunConfig, cfg_dict, 'run config')
+    cfg = replace(cfg, train=replace(cfg.train, progress=False))   # no interleaved bars; epochs are still logged
+    from semacdr.encoder import load_item_features
+    feats = load_item_features(features_path) if features_path and needs_text(name) else None
+    return run_one(cfg, cfg.data.load(), name, target, seed, feats, Path(cfg.output_dir)/cfg.name)
+
+def _run_parallel(cfg: RunConfig, ds, features, out: Path, grid: list[tuple], log=print) -> dict:
+    "Run the (seed, target, model) grid in `cfg.jobs` worker processes, largest training sets first; {(seed, target, model): record}."
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from semacdr.encoder import save_item_features
+    from semacdr.experiments import _run_job   # by module path: worker processes cannot import a notebook's functions
+    fpath = str(save_item_features(features, out/'item_features.safetensors')) if features else None
+    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
+    size = {t: len(ds.split(t).train) for t in cfg.targets}
+    order = sorted(grid, key=lambda g: (-size[g[1]], g[0], cfg.models.index(g[2])))
+    with ProcessPoolExecutor(cfg.jobs, mp_context=multiprocessing.get_context('spawn'), max_tasks_per_child=1) as ex:
+        futs = {g: ex.submit(_run_job, to_dict(cfg), fpath, g[2], g[1], g[0], threads) for g in order}
+        done = {}
+        for g, f in futs.items():
+            done[g] = f.result(); log(f"== done: {g[2]} · target {ds.domains[g[1]]} · seed {g[0]}")
+    return done
 
 def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
         sets: list[str] = (),        # overrides, with a path
@@ -155,13 +185,14 @@ def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
     atomic_write_text(out/'data_stats.md', stats.to_markdown())
     log(f"{ds}\n{stats.to_string()}")
     features, _, info = prepare_features(cfg, ds, log)
-    records = []
-    for seed in cfg.seeds:
-        for target in cfg.targets:
-            for name in cfg.models:
-                log(f"== {name} · target {ds.domains[target]} · seed {seed}")
-                records.append(run_one(cfg, ds, name, target, seed, features, out))
-    df = pd.DataFrame(records)
+    grid = [(seed, target, name) for seed in cfg.seeds for target in cfg.targets for name in cfg.models]
+    if cfg.jobs > 1 and len(grid) > 1: done = _run_parallel(cfg, ds, features, out, grid, log)
+    else:
+        done = {}
+        for g in grid:
+            log(f"== {g[2]} · target {ds.domains[g[1]]} · seed {g[0]}")
+            done[g] = run_one(cfg, ds, g[2], g[1], g[0], features, out)
+    df = pd.DataFrame([done[g] for g in grid])
     df.to_json(out/'records.json', orient='records', indent=2)
     tables = results_tables(df, cfg.protocols)
     md = '\n\n'.join(f'### Target: {t}\n\n{tab.to_markdown()}' for t, tab in tables.items())
