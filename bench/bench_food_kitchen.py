@@ -2,12 +2,15 @@
 full ranking and 999 negatives, 3 seeds, SemaCDR against pop / GRU4Rec / SASRec-target / SASRec-mixed / text), then
 the table for the docs in nbs/results/food_kitchen.md (run `make readme` afterwards to refresh the index and README).
 
-    .venv/bin/python bench/bench_food_kitchen.py [--set key=value ...]
+    .venv/bin/python bench/bench_food_kitchen.py [--set key=value ...] [--ablations semacdr-no-agnostic,...]
+
+With --ablations, those SemaCDR ablations (keys of semacdr.experiments.ZOO) also train on the first seed, in the same
+run folder (so SemaCDR's own run is shared), and the docs get a table of their test metrics next to SemaCDR's.
 
 Each (model, target, seed) trains in runs/food-kitchen/models/...; an interrupted run resumes, finished ones are reused.
 The config is sized for 2 CPU cores (about 1.5 h with semantics for 1,500 items); see its header for a GPU machine.
 """
-import argparse, json, time
+import argparse, dataclasses, json, time
 from pathlib import Path
 
 import pandas as pd
@@ -36,11 +39,22 @@ def coverage(cfg) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--set', dest='sets', action='append', default=[])
+    ap.add_argument('--ablations', default='', help='comma-separated ZOO keys, e.g. semacdr-no-agnostic,semacdr-id-only')
     a = ap.parse_args()
     cfg = load_run_config(ROOT/'configs'/'food_kitchen.yaml', a.sets)
     t0 = time.perf_counter()
     df = run(cfg)
     wall = time.perf_counter() - t0
+    write_docs(cfg, df, None, wall)
+    abl = [m for m in a.ablations.split(',') if m]
+    if abl:
+        df_abl = run(dataclasses.replace(cfg, models=('semacdr', *abl), seeds=cfg.seeds[:1]))
+        run(cfg)   # read back: the folder's summary files describe the main grid again
+        write_docs(cfg, df, df_abl, wall)
+
+
+def write_docs(cfg, df, df_abl, wall):
+    "nbs/results/food_kitchen.md (results, ablations, cost, semantics coverage) and runs/<name>/bench.json."
     cov = coverage(cfg) if cfg.semantics else None
     tables = results_tables(df, cfg.protocols, metrics=('HR@10', 'NDCG@10'))
     cost = (df[df.model != 'pop'].groupby(['model', 'target'], sort=False)[['sec_per_epoch', 'peak_mem_mb', 'epochs_run', 'best_epoch']]
@@ -56,6 +70,12 @@ def main():
                   'The other items use the marked title fallback.', '']
     for target, tab in tables.items():
         lines += [f'**Target: {target}**', '', tab.to_markdown(), '']
+    if df_abl is not None:
+        cols = [f'{p}/{m}' for p in cfg.protocols for m in ('HR@10', 'NDCG@10')]
+        tab = df_abl.pivot_table(index='model', columns='target', values=cols, sort=False)
+        tab.columns = [f'{t}: {c}' for c, t in tab.columns]
+        lines += [f'**Ablations** (seed {cfg.seeds[0]}, test split): each row switches one part of SemaCDR off', '',
+                  tab.reindex(list(dict.fromkeys(df_abl.model))).round(4).to_markdown(), '']
     lines += ['**Cost per training run** (median over seeds; each run in its own process, '
               f'{cfg.jobs} at a time on this machine): seconds per epoch, peak resident memory (MB), epochs run, best epoch', '',
               cost.round(1).to_markdown(), '']
