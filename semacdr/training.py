@@ -19,8 +19,8 @@ from .evaluation import evaluate
 
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_lambda', 'EpochRows', 'TrainCollator', 'trainable_rows', 'TrainResult', 'read_history',
-           'latest_checkpoint', 'save_weights', 'load_weights', 'make_accelerator', 'train', 'train_directions',
-           'plot_history']
+           'latest_checkpoint', 'save_weights', 'load_weights', 'make_accelerator', 'replay_stop', 'train',
+           'train_directions', 'plot_history']
 
 # %% ../nbs/04_training.ipynb #57faf1d0
 @dataclass
@@ -198,7 +198,8 @@ def _model_config(model) -> dict:
 def _fingerprint(model, ds, target: int, cfg: TrainConfig) -> dict:
     "What must match for a run folder to be resumed."
     ignore = {'output_dir', 'resume', 'overwrite', 'progress', 'num_workers', 'keep_checkpoints', 'checkpoint_every_steps',
-              'test_protocols', 'eval_batch_size', 'cpu'}
+              'test_protocols', 'eval_batch_size', 'cpu',
+              'patience'}   # when to stop changes no step of training: a finished run is re-checked by `replay_stop` instead
     return {'train_config': {k: v for k, v in to_dict(cfg).items() if k not in ignore},
             'model_class': type(model).__name__, 'model_config': _model_config(model),
             'data': getattr(ds, 'name', type(ds).__name__), 'target': target}
@@ -207,12 +208,31 @@ def _same_run(old: dict, new: dict, model, cfg: TrainConfig) -> bool:
     "Fingerprints match. A config field the old run did not record (added to the package later) matches at its default."
     mc = getattr(model, 'config', None)
     defaults = {'train_config': to_dict(type(cfg)()), 'model_config': to_dict(type(mc)()) if dataclasses.is_dataclass(mc) else {}}
-    new, defaults = json.loads(json.dumps(new, default=str)), json.loads(json.dumps(defaults, default=str))
+    old, new, defaults = (json.loads(json.dumps(x, default=str)) for x in (old, new, defaults))
     for sec, d in defaults.items():
         o, n = old.get(sec, {}), new.get(sec, {})
         if any(k not in d or n[k] != d[k] for k in n.keys() - o.keys()): return False
         new[sec] = {k: v for k, v in n.items() if k in o}
+        old[sec] = {k: v for k, v in o.items() if k in n or k not in d}   # fields no longer fingerprinted (patience) drop out
     return old == new
+
+def replay_stop(history: list[dict], # epoch records of a run (history.jsonl)
+                cfg: TrainConfig,      # the stopping rule to replay: patience, min_delta, metric
+               ) -> int | None:
+    "The epoch at which `cfg`'s early stopping would have ended this history, or None if it would have gone on."
+    best, bad = -math.inf, 0
+    for rec in history:
+        score = rec.get(f'valid/{cfg.metric}')
+        if score is None: continue
+        if score > best + cfg.min_delta: best, bad = score, 0
+        else: bad += 1
+        if cfg.patience and bad >= cfg.patience: return rec['epoch']
+    return None
+
+def _same_outcome(res: dict, cfg: TrainConfig) -> bool:
+    "Would a finished run (its results.json) have ended the same way under `cfg`'s stopping rule?"
+    stop = replay_stop(res['history'], cfg)
+    return stop == res['epochs_run'] if stop is not None else res['epochs_run'] >= cfg.epochs
 
 def _peak_mem_mb(device) -> float:
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
@@ -263,6 +283,12 @@ def train(model: torch.nn.Module,  # any model of the zoo (Model interface)
     if acc.is_main_process:
         atomic_write_text(cfg_file, json.dumps({'config': to_dict(cfg), 'fingerprint': fp}, indent=2, default=str))
 
+    if cfg.resume and (out/'results.json').exists() and not _same_outcome(json.loads((out/'results.json').read_text()), cfg):
+        acc.print(f"{out}: finished under another early-stopping rule; trained again")
+        if acc.is_main_process:
+            for p in out.iterdir():
+                if p.name != cfg_file.name: shutil.rmtree(p) if p.is_dir() else p.unlink()
+        acc.wait_for_everyone()
     # a finished run: load its best weights and return its results
     if cfg.resume and (out/'results.json').exists():
         res = TrainResult(**json.loads((out/'results.json').read_text()))
