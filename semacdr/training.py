@@ -235,8 +235,13 @@ def _same_outcome(res: dict, cfg: TrainConfig) -> bool:
     return stop == res['epochs_run'] if stop is not None else res['epochs_run'] >= cfg.epochs
 
 def _peak_mem_mb(device) -> float:
+    "Peak memory of this process: CUDA allocations on a GPU, else the resident-set high-water mark."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+    try:   # Linux: VmHWM belongs to this process image; ru_maxrss would also count a parent's RSS at fork time
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
 
 def _rows(seen: list) -> list[int]: return torch.cat(seen).tolist() if seen else []
 

@@ -72,7 +72,8 @@ def test_item_view_texts_from_a_datasets_store():
     sem = Dataset.from_dict({'item_id': [1, 0], 'specific': ['a brewing vessel', 'a loose-leaf tea'],
                              'agnostic': ['slow mornings', ''], 'fallback': [False, True]})
     vt = item_view_texts(ToyDS(), sem)
-    assert vt['specific'] == ['Green tea; category: Tea. a loose-leaf tea', 'Teapot; category: Kitchen. a brewing vessel', 'Rice']
+    # item 0 is a marked fallback: its specific text would only repeat the item text, so the view is the item text alone
+    assert vt['specific'] == ['Green tea; category: Tea', 'Teapot; category: Kitchen. a brewing vessel', 'Rice']
     assert vt['agnostic'] == ['Green tea; category: Tea', 'slow mornings', 'Rice']
     assert item_view_texts(ToyDS(), None)['agnostic'] == item_view_texts(ToyDS(), None)['specific']
 
