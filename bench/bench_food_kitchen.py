@@ -60,7 +60,7 @@ def write_docs(cfg, df, df_abl, wall):
     "nbs/results/food_kitchen.md (results, ablations, cost, semantics coverage) and runs/<name>/bench.json."
     cov = coverage(cfg) if cfg.semantics else None
     tables = results_tables(df, cfg.protocols, metrics=('HR@10', 'NDCG@10'))
-    cost = (df[df.model != 'pop'].groupby(['model', 'target'], sort=False)[['sec_per_epoch', 'peak_mem_mb', 'epochs_run', 'best_epoch']]
+    cost = (df[df.model != 'pop'].groupby(['model', 'target'], sort=False)[['sec_per_epoch', 'epochs_run', 'best_epoch']]
             .median().unstack('target'))
     cost.columns = [f'{m} ({t})' for m, t in cost.columns]
     lines = ['### Amazon Food–Kitchen (LLMCDSR release, its own valid/test targets)', '',
@@ -79,13 +79,14 @@ def write_docs(cfg, df, df_abl, wall):
         tab.columns = [f'{t}: {c}' for c, t in tab.columns]
         lines += [f'**Ablations** (seed {cfg.seeds[0]}, test split): each row switches one part of SemaCDR off', '',
                   tab.reindex(list(dict.fromkeys(df_abl.model))).round(4).to_markdown(), '']
-    lines += ['**Cost per training run** (median over seeds; each run in its own process, '
-              f'{cfg.jobs} at a time on this machine): seconds per epoch, peak resident memory (MB), epochs run, best epoch', '',
+    lines += ['**Training runs** (median over seeds; each run in its own process with one thread, '
+              f'{cfg.jobs} at a time on this machine): seconds per epoch, epochs run, best epoch. Peak memory: see the cost table below.', '',
               cost.round(1).to_markdown(), '']
     trained = df[df.model != 'pop']
     early = trained[trained.epochs_run < cfg.train.epochs]
     capped = trained[trained.best_epoch == cfg.train.epochs]
-    lines += [f"Training budget: at most {cfg.train.epochs} epochs, stopping after {cfg.train.patience} validations without improvement. "
+    rule = f'stopping after {cfg.train.patience} validations without improvement' if cfg.train.patience else 'no early stopping; the best validation epoch is kept'
+    lines += [f"Training budget: at most {cfg.train.epochs} epochs, {rule}. "
               f"{len(early)} of {len(trained)} trained runs stopped early "
               f"({', '.join(f'{r.model} {r.target} seed {r.seed}: best epoch {r.best_epoch} of {r.epochs_run}' for r in early.itertuples()) or 'none'}). "
               f"{len(capped)} runs had their best validation score in the last allowed epoch, so they were still improving when the budget ran out.", '']
