@@ -52,7 +52,7 @@ def main():
             print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     tab = df.pivot(index='model', columns='target', values=['sec_per_epoch', 'peak_mem_mb']).reindex(list(MODELS))
-    tab.columns = [f'{v} ({t})' for v, t in tab.columns]
+    tab.columns = [f"{ {'sec_per_epoch': 's/epoch', 'peak_mem_mb': 'peak MB'}[v] } ({t})" for v, t in tab.columns]
     base = tab.loc['sasrec-target']
     lines = ['**SemaCDR vs SASRec, cost of one training epoch** (`python bench/bench_epoch_cost.py`: each model in a fresh process, '
              f'{a.threads} CPU threads, {a.steps} steps timed and scaled to the whole epoch; peak resident memory includes the data '

@@ -62,7 +62,7 @@ def write_docs(cfg, df, df_abl, wall):
     tables = results_tables(df, cfg.protocols, metrics=('HR@10', 'NDCG@10'))
     cost = (df[df.model != 'pop'].groupby(['model', 'target'], sort=False)[['sec_per_epoch', 'epochs_run', 'best_epoch']]
             .median().unstack('target'))
-    cost.columns = [f'{m} ({t})' for m, t in cost.columns]
+    cost.columns = [f"{ {'sec_per_epoch': 's/epoch', 'epochs_run': 'epochs run', 'best_epoch': 'best epoch'}[m] } ({t})" for m, t in cost.columns]
     lines = ['### Amazon Food–Kitchen (LLMCDSR release, its own valid/test targets)', '',
              f'`python bench/bench_food_kitchen.py` (config `configs/food_kitchen.yaml`): test split, mean ± std over seeds '
              f'{list(cfg.seeds)}; full ranking over the target domain and {", ".join(p for p in cfg.protocols if p != "full")}. '
