@@ -25,13 +25,11 @@ def coverage(cfg) -> dict:
     "How much of the data the LLM semantics cover under the config's budget (training interactions, items, test targets)."
     import numpy as np
     from semacdr.core import from_dict
-    from semacdr.semantics import SemanticsConfig, load_semantics
+    from semacdr.semantics import SemanticsConfig, load_semantics, training_item_counts
     ds = cfg.data.load()
     sem = load_semantics(ds, from_dict(SemanticsConfig, cfg.semantics, 'semantics'), allow_missing=True)
     llm = ~np.asarray(sem['fallback'])
-    counts = np.zeros(ds.n_items)
-    for t in (0, 1):
-        for s in ds.split(t).train[:]['items']: np.add.at(counts, s, 1)
+    counts = training_item_counts(ds)
     test_targets = [x for t in (0, 1) for x in ds.split(t).test[:]['target']]
     return {'items': int(llm.sum()), 'of_items': ds.n_items, 'training_interactions': float(counts[llm].sum() / counts.sum()),
             'test_targets': float(llm[test_targets].mean())}
@@ -47,18 +45,18 @@ def main():
     t0 = time.perf_counter()
     df = run(cfg)
     wall = time.perf_counter() - t0
-    write_docs(cfg, df, None, wall)
+    cov = coverage(cfg) if cfg.semantics else None
+    write_docs(cfg, df, None, wall, cov)
     abl = [m for m in a.ablations.split(',') if m]
     if abl:
         targets = tuple(int(t) for t in a.ablation_targets.split(',') if t) or cfg.targets
         df_abl = run(dataclasses.replace(cfg, models=('semacdr', *abl), seeds=cfg.seeds[:1], targets=targets))
         run(cfg)   # read back: the folder's summary files describe the main grid again
-        write_docs(cfg, df, df_abl, wall)
+        write_docs(cfg, df, df_abl, wall, cov)
 
 
-def write_docs(cfg, df, df_abl, wall):
-    "nbs/results/food_kitchen.md (results, ablations, cost, semantics coverage) and runs/<name>/bench.json."
-    cov = coverage(cfg) if cfg.semantics else None
+def write_docs(cfg, df, df_abl, wall, cov):
+    "nbs/results/food_kitchen.md (results, ablations, cost, semantics coverage `cov`) and runs/<name>/bench.json."
     tables = results_tables(df, cfg.protocols, metrics=('HR@10', 'NDCG@10'))
     cost = (df[df.model != 'pop'].groupby(['model', 'target'], sort=False)[['sec_per_epoch', 'epochs_run', 'best_epoch']]
             .median().unstack('target'))

@@ -199,9 +199,10 @@ class GRU4Rec(_Saveable, nn.Module):
         h = h.gather(1, back.unsqueeze(-1).expand(-1, -1, h.shape[2]))     # [B, L, H]
         return h * (x != 0).unsqueeze(-1)                                  # zero state on padding (and for empty rows)
 
-    def target_logits(self, h: torch.Tensor) -> torch.Tensor:
-        # h [..., H] -> [..., n_target]: dot product with the target items' embeddings + bias
-        return h @ self.item_emb(self.target_rows).T + self.out_bias
+    def target_logits(self, h: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        # h [..., H] -> [..., n_target] (or [..., len(items)] for these local indices): dot product with the items' embeddings + bias
+        if items is None: return h @ self.item_emb(self.target_rows).T + self.out_bias
+        return h @ self.item_emb(self.target_rows[items]).T + self.out_bias[items]
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> BaselineOutput:
         k = self.config.sampled_negatives if self.training and labels is not None else 0
@@ -211,8 +212,7 @@ class GRU4Rec(_Saveable, nn.Module):
         if labels is None: return BaselineOutput(loss=h.sum() * 0, logits=self.target_logits(h[:, -1]))
         m = labels != -100                                                # [B, L] labelled positions
         if k:
-            logits_c = h[m] @ self.item_emb(self.target_rows[cand]).T + self.out_bias[cand]   # [M, C]
-            return BaselineOutput(loss=F.cross_entropy(logits_c, y_c) if m.any() else h.sum() * 0)
+            return BaselineOutput(loss=F.cross_entropy(self.target_logits(h[m], cand), y_c) if m.any() else h.sum() * 0)   # [M, C] logits
         logits = self.target_logits(h[m])                                 # [N, n_target]
         loss = F.cross_entropy(logits, labels[m]) if m.any() else h.sum() * 0
         return BaselineOutput(loss=loss, logits=logits)

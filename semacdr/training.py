@@ -288,15 +288,17 @@ def train(model: torch.nn.Module,  # any model of the zoo (Model interface)
     if acc.is_main_process:
         atomic_write_text(cfg_file, json.dumps({'config': to_dict(cfg), 'fingerprint': fp}, indent=2, default=str))
 
-    if cfg.resume and (out/'results.json').exists() and not _same_outcome(json.loads((out/'results.json').read_text()), cfg):
+    finished = json.loads((out/'results.json').read_text()) if cfg.resume and (out/'results.json').exists() else None
+    if finished is not None and not _same_outcome(finished, cfg):
         acc.print(f"{out}: finished under another early-stopping rule; trained again")
         if acc.is_main_process:
             for p in out.iterdir():
                 if p.name != cfg_file.name: shutil.rmtree(p) if p.is_dir() else p.unlink()
         acc.wait_for_everyone()
+        finished = None
     # a finished run: load its best weights and return its results
-    if cfg.resume and (out/'results.json').exists():
-        res = TrainResult(**json.loads((out/'results.json').read_text()))
+    if finished is not None:
+        res = TrainResult(**finished)
         load_weights(model, res.best_checkpoint)
         acc.print(f"{out}: finished run found, best weights loaded (epoch {res.best_epoch})")
         missing = [p for p in cfg.test_protocols if p not in res.test or p not in res.valid]
