@@ -15,11 +15,12 @@ import numpy as np
 from .core import cache_dir, stable_hash, atomic_write_text
 
 # %% auto #0
-__all__ = ['DEFAULT_MODEL', 'PROMPTS', 'LABELS', 'FATAL', 'SMOLLM2_GGUF', 'COLUMNS', 'SemanticsConfig', 'parse_shard',
-           'item_prompt_text', 'build_messages', 'Parsed', 'parse_semantics', 'fallback_semantics', 'smollm2_gguf',
-           'convert_gguf', 'resolve_model', 'newline_mask', 'TwoLineFormat', 'LocalBackend', 'OpenAIBackend',
-           'make_backend', 'semantics_features', 'SemanticsStore', 'default_store_path', 'training_item_counts',
-           'training_popularity_order', 'semantics_for_batch', 'generate_semantics', 'load_semantics', 'generate_cli',
+__all__ = ['DEFAULT_MODEL', 'PROMPTS', 'LABELS', 'FATAL', 'SMOLLM2_GGUF', 'COLUMNS', 'RELEASES', 'GENERATION_FIELDS',
+           'SemanticsConfig', 'parse_shard', 'item_prompt_text', 'build_messages', 'Parsed', 'parse_semantics',
+           'fallback_semantics', 'smollm2_gguf', 'convert_gguf', 'resolve_model', 'newline_mask', 'TwoLineFormat',
+           'LocalBackend', 'OpenAIBackend', 'make_backend', 'semantics_features', 'SemanticsStore',
+           'default_store_path', 'training_item_counts', 'training_popularity_order', 'semantics_for_batch',
+           'generate_semantics', 'load_semantics', 'release_path', 'write_manifest', 'verify_release', 'generate_cli',
            'merge_cli']
 
 # %% ../nbs/01_semantics.ipynb #8fe26a4b
@@ -686,6 +687,65 @@ def load_semantics(ds_or_path, # a data set (rows aligned to `ds.items`), or a s
     if missing and not allow_missing:
         raise KeyError(f"{missing} of {len(inputs)} items of {name} have no semantics in {store.path}: run `semacdr generate`")
     return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in COLUMNS}, features=semantics_features())
+
+# %% ../nbs/01_semantics.ipynb #2e559f9b
+RELEASES = ('releases', 'semantics')   # released stores, relative to a source checkout (`semacdr.core.repo_root`)
+
+def _key_path(name: str, cfg: SemanticsConfig) -> tuple[str, str]:
+    "(data set folder, model-prompt folder) of a store key."
+    model = Path(cfg.model).name if os.sep in cfg.model else cfg.model
+    return _slug(name), f"{_slug(model)}-{cfg.prompt_version}"
+
+def release_path(name: str, # the data set's name (`ds.name`)
+                 cfg: SemanticsConfig, # model and prompt version
+                ) -> Path | None:
+    "Folder of the released store of (data set, model, prompt version) in this checkout (None outside a checkout)."
+    from .core import repo_root
+    root = repo_root()
+    return root.joinpath(*RELEASES, *_key_path(name, cfg)) if root is not None else None
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+GENERATION_FIELDS = ('backend', 'max_line_tokens', 'max_new_tokens', 'batch_size', 'dtype', 'quantize', 'no_repeat_ngram',
+                     'repetition_penalty', 'retry')
+
+def write_manifest(path: Path | str, # the store folder
+                   ds_or_items, # the data set the store was generated for
+                   cfg: SemanticsConfig, # the settings it was generated with
+                  ) -> dict:
+    "Write `MANIFEST.json` for a store folder from what is on disk: coverage, counts, speed, per-file sha256."
+    path = Path(path); store = SemanticsStore(path)
+    name, inputs = _item_inputs(ds_or_items, cfg)
+    files = {c.name: {'sha256': _sha256(c), 'records': sum(1 for l in c.read_text(encoding='utf-8').splitlines() if l.strip())}
+             for c in store.chunks()}
+    latest = {(r['item_id'], r['input_hash']): r for r in store.records()
+              if r['model'] == cfg.model and r['prompt_version'] == cfg.prompt_version}
+    got = [latest[k] for k in ((x['item_id'], x['input_hash']) for x in inputs) if k in latest]
+    log = path/'generation_log.jsonl'
+    runs = [json.loads(l) for l in log.read_text(encoding='utf-8').splitlines() if l.strip()] if log.exists() else []
+    secs, gen = sum(r.get('seconds', 0.0) for r in runs), sum(r.get('generated', 0) for r in runs)
+    m = dict(format=1, data=name, model=cfg.model, prompt_version=cfg.prompt_version,
+             settings={k: getattr(cfg, k) for k in GENERATION_FIELDS}, items=len(inputs), covered=len(got),
+             fallbacks=sum(bool(r['fallback']) for r in got), retried=sum(bool(r.get('retried')) for r in got),
+             generation={'passes': len(runs), 'generated': gen, 'seconds': round(secs, 1),
+                         'items_per_s': round(gen / secs, 3) if secs else None},
+             files=files)
+    atomic_write_text(path/'MANIFEST.json', json.dumps(m, indent=1))
+    return m
+
+def verify_release(path: Path | str, # a released store folder
+                  ) -> dict:
+    "The manifest of a released store, after checking every listed file's sha256 (ValueError naming the first mismatch)."
+    path = Path(path); mf = path/'MANIFEST.json'
+    if not mf.exists(): raise FileNotFoundError(f"{mf}: no manifest (write it with `write_manifest`)")
+    m = json.loads(mf.read_text(encoding='utf-8'))
+    for fname, info in m['files'].items():
+        f = path/fname
+        if not f.exists(): raise ValueError(f"{mf}: listed file {fname} is missing")
+        if _sha256(f) != info['sha256']: raise ValueError(f"{f}: sha256 differs from {mf} (file changed or corrupt)")
+    return m
 
 # %% ../nbs/01_semantics.ipynb #470aba9c
 _CLI_FIELDS = {'backend': str, 'model': str, 'prompt_version': str, 'max_line_tokens': int, 'batch_size': int,
