@@ -31,6 +31,7 @@ def main(argv=None):
         ds = load_named(name)
         cfg = SemanticsConfig(num_threads=a.threads, batch_size=a.batch_size, quantize=a.quantize)
         path = release_path(ds.name, cfg)
+        if a.manifest_only and not path.exists(): continue
         if not a.manifest_only:
             for tier in TIERS[name]:
                 c = SemanticsConfig(**{**cfg.__dict__, 'max_items': tier})
