@@ -23,13 +23,21 @@ setup: $(BIN)/.semacdr-ready
 run: setup
 	$(BIN)/semacdr run $(CONFIG)
 
+# The browser tests (the docs site and the widgets, driven in headless Chromium) need a system Chromium: `make test`
+# installs the Debian package `chromium` with apt-get (through sudo unless root) when it is missing.
+# `make test SKIP_BROWSER=1` installs nothing outside the venv and skips those tests (pytest lists them as skipped).
+SKIP_BROWSER ?=
+NO_BROWSER := $(filter 1,$(SKIP_BROWSER))
+
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing the system package chromium (apt-get) for the browser tests;" \
+	       "run 'make test SKIP_BROWSER=1' to skip them instead."; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/test.sh
+test: setup $(if $(NO_BROWSER),,browser)
+	PATH="$(CURDIR)/$(BIN):$$PATH" SEMACDR_SKIP_BROWSER=$(NO_BROWSER) bash tools/test.sh
 
 # The docs site, offline (nbdev processing + nbconvert, no Quarto): writes _docs/ (see tools/build_docs.py).
 docs: setup

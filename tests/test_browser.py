@@ -23,7 +23,10 @@ CHROMIUM = os.environ.get('SEMACDR_CHROMIUM') or shutil.which('chromium') or ('/
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
                  '--disable-sync', '--no-first-run', '--disable-dev-shm-usage']
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason='chromium is not installed (`make browser` installs the Debian package)')
+pytestmark = [pytest.mark.skipif(os.environ.get('SEMACDR_SKIP_BROWSER') == '1',
+                                 reason='browser tests skipped: SEMACDR_SKIP_BROWSER=1 (make test SKIP_BROWSER=1)'),
+              pytest.mark.skipif(CHROMIUM is None,
+                                 reason='chromium is not installed (`make browser` installs the Debian package)')]
 
 
 def free_port() -> int:

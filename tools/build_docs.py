@@ -306,6 +306,43 @@ def _html_attrs(classes, kv) -> str:
     return out
 
 
+_re_code_span = re.compile(r'(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)')
+_re_table_row = re.compile(r'^\s*\|.*\|\s*$')
+# characters that would end a table cell or start markdown inside a code span turned into inline HTML
+_CODE_ENTITIES = {c: f'&#{ord(c)};' for c in '|*_`[]\\$<>&'}
+
+
+def table_code_spans(line: str) -> str:
+    """A pipe-table row whose code spans contain `|`, with those spans as inline `<code>` HTML. Pandoc (so Quarto)
+    reads code spans before splitting a row into cells; nbconvert's markdown renderer splits on every `|` first and
+    then drops the whole table, because the row has more cells than the header."""
+    if not _re_table_row.match(line): return line
+    def code(m):
+        if '|' not in m.group(2): return m.group(0)
+        return '<code>' + ''.join(_CODE_ENTITIES.get(c, c) for c in m.group(2).strip()) + '</code>'
+    return _re_code_span.sub(code, line)
+
+
+_UNRENDERED = {'a markdown table rule (| --- |)': re.compile(r'\|\s*:?-{3,}:?\s*\|'),
+               'literal ** (bold that was not rendered)': re.compile(r'\*\*(?:\S[^*\n]*?\*\*)?'),
+               'a pandoc fenced div (:::)': re.compile(r'^\s*:::', flags=re.MULTILINE)}
+
+
+def unrendered_markdown(page_html: str) -> list[str]:
+    "Markdown syntax left as text in a built page (outside code): each problem with the text around it."
+    from bs4 import BeautifulSoup
+    soup = BeautifulSoup(page_html, 'html.parser')
+    main = soup.find(id='site-content') or soup.find('main') or soup
+    for el in main.find_all(['pre', 'code', 'script', 'style', 'textarea']): el.decompose()
+    text = main.get_text()
+    found = []
+    for what, pat in _UNRENDERED.items():
+        for m in pat.finditer(text):
+            around = ' '.join(text[max(0, m.start() - 60):m.end() + 60].split())
+            found.append(f'{what}: ...{around}...')
+    return found
+
+
 def pandoc_to_commonmark(md: str) -> str:
     "Translate the pandoc-markdown bits nbdev and our notebooks use into HTML that any CommonMark renderer passes on."
     def img(m):
@@ -323,8 +360,14 @@ def pandoc_to_commonmark(md: str) -> str:
     md = _re_img_attr.sub(img, md)
     md = _re_link_attr.sub(link, md)
     md = _re_head_attr.sub(r'\1', md)
-    out, depth = [], 0
+    out, depth, in_code = [], 0, None
     for line in md.splitlines():
+        fence = re.match(r'^\s*(`{3,}|~{3,})', line)
+        if in_code or fence:  # fenced code blocks pass through untouched
+            if fence and (in_code is None or fence.group(1).startswith(in_code)):
+                in_code = None if in_code else fence.group(1)
+            out.append(line)
+            continue
         m = _re_fence_div.match(line)
         if m and m.group(2):  # opening fence
             spec = m.group(2)
@@ -337,7 +380,7 @@ def pandoc_to_commonmark(md: str) -> str:
         elif m and depth:  # closing fence
             out += ['', '</div>', '']
             depth -= 1
-        else: out.append(line)
+        else: out.append(table_code_spans(line))
     out += ['</div>'] * depth
     return '\n'.join(out)
 
