@@ -18,7 +18,7 @@ from .core import cache_dir, stable_hash, atomic_write_bytes
 
 # %% auto #0
 __all__ = ['DEFAULT_ENCODER', 'VIEWS', 'EncoderConfig', 'resolve_model', 'TextEncoder', 'text_key', 'EmbeddingCache',
-           'get_encoder', 'encode_texts', 'item_view_texts', 'encode_item_views', 'save_item_features',
+           'get_encoder', 'encode_texts', 'item_view_texts', 'has_semantics', 'encode_item_views', 'save_item_features',
            'load_item_features', 'load_semantics_for', 'encode_cli']
 
 # %% ../nbs/02_encoder.ipynb #296222ba
@@ -252,19 +252,30 @@ def _semantics_table(semantics) -> dict[int, dict]:
     fb = cols.get('fallback') or [False] * len(ids)
     return {int(i): {**{v: (cols[v][r] if v in cols else '') or '' for v in VIEWS}, 'fallback': bool(fb[r])} for r, i in enumerate(ids)}
 
-def item_view_texts(ds, # a `semacdr.data` data set (needs `n_items`, `item_text`)
+def item_view_texts(ds, # a `semacdr.data` data set (needs `n_items`, `item_text`, `items`)
                     semantics=None, # the semantics store, or None for item text only
                    ) -> dict[str, list[str]]:
-    "The text of each view for every item (index = global item id)."
+    """The text of each view for every item (index = global item id): `specific`, `agnostic`, and the control views
+    `specific_fallback` / `agnostic_fallback` that give every item the marked title fallback instead of LLM text."""
+    from semacdr.semantics import fallback_semantics
     sem = _semantics_table(semantics)
-    spec, agn = [], []
+    out = {k: [] for k in ('specific', 'agnostic', 'specific_fallback', 'agnostic_fallback')}
+    rows = (ds.items.to_list() if hasattr(ds, 'items')         # one bulk read (row access of a Dataset is slow)
+            else [{'item_id': i, 'title': ds.item_text(i)} for i in range(ds.n_items)])
     for i in range(ds.n_items):
         base = ds.item_text(i)
         s = sem.get(i, {})
         extra = '' if s.get('fallback') else s.get('specific', '').strip()   # a fallback's specific text only repeats the item text
-        spec.append(f"{base}. {extra}" if extra else base)
-        agn.append(s['agnostic'].strip() if s.get('agnostic', '').strip() else base)
-    return {'specific': spec, 'agnostic': agn}
+        out['specific'].append(f"{base}. {extra}" if extra else base)
+        out['agnostic'].append(s['agnostic'].strip() if s.get('agnostic', '').strip() else base)
+        out['specific_fallback'].append(base)
+        out['agnostic_fallback'].append(fallback_semantics(rows[i])[1])
+    return out
+
+def has_semantics(ds, semantics=None) -> torch.Tensor:
+    "[n_items] float: 1 where the item has LLM-written semantics, 0 where it has the marked fallback (or no store)."
+    sem = _semantics_table(semantics)
+    return torch.tensor([float(i in sem and not sem[i].get('fallback')) for i in range(ds.n_items)])
 
 def encode_item_views(ds, # a `semacdr.data` data set
                       semantics=None, # the semantics store (see `item_view_texts`), or None
@@ -272,9 +283,10 @@ def encode_item_views(ds, # a `semacdr.data` data set
                       views: Sequence[str] = VIEWS, # which views to encode
                       cache_root: Path | str | None = None, # cache folder (default `cache_dir('embeddings')`)
                      ) -> dict[str, torch.Tensor]: # view -> float32 [n_items, dim]
-    "Embed every item's views: the `item_features` argument of the models."
+    "Embed every item's views, plus `has_semantics` [n_items]: the `item_features` argument of the models."
     texts = item_view_texts(ds, semantics)
-    return {v: encode_texts(texts[v], cfg, desc=f'encode {v}', cache_root=cache_root) for v in views}
+    out = {v: encode_texts(texts[v], cfg, desc=f'encode {v}', cache_root=cache_root) for v in views}
+    return {**out, 'has_semantics': has_semantics(ds, semantics)}
 
 # %% ../nbs/02_encoder.ipynb #cb695cbd
 def save_item_features(features: Mapping[str, torch.Tensor], path: Path | str, meta: dict | None = None) -> Path:

