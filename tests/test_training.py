@@ -1,4 +1,5 @@
-"""The trainer: exact resume after SIGKILL, two CPU processes (gloo) vs one, finished runs, both directions."""
+"""The trainer: exact resume after SIGKILL, two CPU processes (gloo) vs one, evaluation in fp32 under bf16 training,
+and a finished run trained again when the text features it was trained on change."""
 import json, os, signal, socket, subprocess, sys
 from pathlib import Path
 
@@ -84,3 +85,51 @@ def test_two_processes_match_one(tmp_path):
     m = GRU4Rec.from_pretrained(two/'best')
     v = evaluate(m, ds, 1, 'valid', maxlen=20, batch_size=64)
     for k in ('HR@10', 'NDCG@10', 'MRR'): assert v[k] == pytest.approx(r2['valid']['full'][k], abs=1e-6)
+
+
+def _quick_cfg(out, **kw):
+    from semacdr.training import TrainConfig
+    return TrainConfig(**{**dict(epochs=2, batch_size=16, eval_batch_size=8, lr=5e-3, patience=0, output_dir=str(out),
+                                 progress=False, cpu=True, max_steps_per_epoch=2), **kw})
+
+
+def test_evaluation_scores_in_fp32(tmp_path):
+    "bf16 autocast trains, but every evaluation scores in fp32, and the reported metrics are the fp32 model's."
+    from trainer_worker import make_model, toy_dataset
+    from semacdr.evaluation import evaluate
+    from semacdr.training import load_weights, train
+    torch.set_num_threads(1)
+    ds = toy_dataset()
+    torch.manual_seed(0)
+    model, autocast_in_score = make_model('gru4rec', ds, 1), []
+    def recorded_score(input_ids, score=model.score):
+        autocast_in_score.append(torch.is_autocast_enabled('cpu'))
+        return score(input_ids)
+    model.score = recorded_score
+    res = train(model, ds, 1, _quick_cfg(tmp_path/'bf16', mixed_precision='bf16'))
+    assert autocast_in_score and not any(autocast_in_score)   # validation every epoch and the final report: fp32
+    fp32 = load_weights(make_model('gru4rec', ds, 1), res.best_checkpoint).eval()
+    for split, reported in (('valid', res.valid['full']), ('test', res.test['full'])):
+        mine, keys = evaluate(fp32, ds, 1, split, maxlen=20, batch_size=8), ('HR@10', 'NDCG@10', 'MRR')
+        assert {k: mine[k] for k in keys} == {k: reported[k] for k in keys}
+
+
+def test_changed_text_features_train_again(tmp_path):
+    "A finished SemaCDR run is reused with the same frozen text features and trained again when one feature changes."
+    from trainer_worker import make_model, toy_dataset
+    from semacdr.training import train
+    torch.set_num_threads(1)
+    ds, cfg = toy_dataset(), _quick_cfg(tmp_path/'run')
+    def epochs_trained(model):
+        seen = []
+        train(model, ds, 1, cfg, callback=lambda event, info: seen.append(info['epoch']) if event == 'epoch' else None)
+        return seen
+    assert epochs_trained(make_model('semacdr', ds, 1)) == [1, 2]
+    assert epochs_trained(make_model('semacdr', ds, 1)) == []          # same features: the finished run is reused
+    m = make_model('semacdr', ds, 1)
+    feats = next(b for name, b in m.named_buffers() if name.startswith('feat_'))   # frozen text features
+    with torch.no_grad(): feats[5, 0] += 1e-3                           # one float of one item's embedding
+    assert epochs_trained(m) == [1, 2]
+    fp = json.loads((tmp_path/'run'/'train_config.json').read_text())['fingerprint']
+    import semacdr
+    assert fp['inputs']['version'] == semacdr.__version__ and len(fp['inputs']['buffers']) == 64

@@ -37,7 +37,7 @@ def make_model(name: str, ds, target: int, maxlen: int = 20):
     "A small model for the toy data: GRU4Rec, or SemaCDR with a preset (random unit-norm text features)."
     if name == 'gru4rec':
         from semacdr.baselines import GRU4Rec, GRU4RecConfig
-        return GRU4Rec(GRU4RecConfig(target_domain=target, hidden=16, maxlen=maxlen, dropout=0.3), item_domain=ds.item_domain,
+        return GRU4Rec(GRU4RecConfig(target_domain=target, hidden=16, maxlen=maxlen), item_domain=ds.item_domain,
                        local_index=ds.local_index)
     from semacdr.model import SemaCDR, SemaCDRConfig
     g = torch.Generator().manual_seed(0)
