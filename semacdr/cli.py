@@ -4,10 +4,12 @@
 
 # %% ../nbs/99_cli.ipynb #1dd3b4e3
 from __future__ import annotations
-import importlib, sys
+import argparse, importlib, sys
+from pathlib import Path
+from typing import Any, Sequence
 
 # %% auto #0
-__all__ = ['COMMANDS', 'main']
+__all__ = ['COMMANDS', 'main', 'config_from_args']
 
 # %% ../nbs/99_cli.ipynb #79e2d57a
 COMMANDS = {
@@ -32,3 +34,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"semacdr: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr); return 2
     module, fn, _ = COMMANDS[argv[0]]
     return getattr(importlib.import_module(module), fn)(argv[1:]) or 0
+
+# %% ../nbs/99_cli.ipynb #660a5af9
+def config_from_args(cls,                               # the command's config dataclass
+                     argv: list[str] | None = None,     # command-line arguments (None: sys.argv[1:])
+                     parser: argparse.ArgumentParser | None = None, # with the command's own arguments already added
+                     section: str | None = None,        # a --config file with this section reads only that section
+                     skip: Sequence[str] = (),          # fields not offered as options
+                    ) -> tuple[Any, argparse.Namespace]:
+    "`(config, namespace)` from `--config FILE` (yaml/json) overridden by the `--field` options given."
+    from semacdr.core import add_config_options, deep_update, from_dict, given_options
+    parser = parser or argparse.ArgumentParser()
+    parser.add_argument('--config', metavar='FILE', help=f'yaml/json with {cls.__name__} fields' +
+                        (f" (or a file with a '{section}' section)" if section else ''))
+    ns = add_config_options(parser, cls, skip=skip).parse_args(argv)
+    values = {}
+    if ns.config:
+        import yaml
+        values = yaml.safe_load(Path(ns.config).read_text(encoding='utf-8')) or {}
+        if section and isinstance(values.get(section), dict): values = values[section]
+    values = deep_update(values, given_options(ns, cls))
+    return from_dict(cls, values, f'{ns.config or "command line"}'), ns

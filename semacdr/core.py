@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #0ae67854
 from __future__ import annotations
-import dataclasses, json, os, random, tempfile, hashlib
+import argparse, dataclasses, json, os, random, tempfile, hashlib, types, typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 # %% auto #0
 __all__ = ['cache_dir', 'repo_root', 'shared_data_dir', 'set_seed', 'stable_hash', 'atomic_write_bytes', 'atomic_write_text',
-           'to_dict', 'from_dict', 'save_config', 'load_config']
+           'to_dict', 'from_dict', 'save_config', 'load_config', 'add_config_options', 'given_options', 'deep_update']
 
 # %% ../nbs/00_core.ipynb #1769e041
 def cache_dir(*parts: str, # sub-folders to create under the cache root
@@ -106,3 +106,84 @@ def load_config(cls, path: Path | str):
         import yaml; d = yaml.safe_load(txt)
     else: d = json.loads(txt)
     return from_dict(cls, d, str(path))
+
+# %% ../nbs/00_core.ipynb #2f09941e
+def _json_value(text: str):
+    "A JSON value where `text` parses as one (numbers, lists, objects, true/false/null), else the string itself."
+    try: return json.loads(text)
+    except json.JSONDecodeError: return text
+
+def _none_or(convert):
+    "`convert`, except that 'none' / 'null' give None (for `X | None` fields)."
+    def parse(text: str): return None if text.lower() in ('none', 'null') else convert(text)
+    parse.__name__ = getattr(convert, '__name__', 'value')   # argparse names the type in its error messages
+    return parse
+
+def _option_kwargs(tp) -> dict:
+    "argparse keywords for a field annotated `tp`: its type, `nargs` for tuples and lists, --x/--no-x for bools."
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        kw = _option_kwargs(inner[0]) if len(inner) == 1 else {'type': _json_value}
+        if type(None) in args and 'type' in kw: kw['type'] = _none_or(kw['type'])
+        return kw
+    if tp is bool: return {'action': argparse.BooleanOptionalAction}
+    if tp in (int, float, str): return {'type': tp}
+    if tp in (tuple, list) or origin in (tuple, list):
+        items = [a for a in args if a is not Ellipsis]
+        fixed = origin is tuple and items and Ellipsis not in args
+        one_type = items and all(a == items[0] for a in items) and items[0] in (int, float, str)
+        return {'nargs': len(items) if fixed else '+', 'type': items[0] if one_type else _json_value}
+    return {'type': _json_value}   # dicts and anything else: a JSON value
+
+# %% ../nbs/00_core.ipynb #9c6b61c6
+def _option_fields(cls, prefix: str = ''):
+    "(dotted name, type, field, help) of every leaf field of dataclass `cls`, nested dataclasses flattened."
+    from fastcore.docments import docments
+    hints = typing.get_type_hints(cls)
+    try: docs = docments(cls)
+    except (OSError, TypeError): docs = {}   # no source to read the comments from (e.g. a class built at run time)
+    for f in dataclasses.fields(cls):
+        tp = hints.get(f.name, str)
+        if dataclasses.is_dataclass(tp): yield from _option_fields(tp, f'{prefix}{f.name}.')
+        else: yield f'{prefix}{f.name}', tp, f, docs.get(f.name)
+
+def add_config_options(parser: argparse.ArgumentParser, # options are added to it
+                       cls,                              # a config dataclass
+                       prefix: str = '',                 # e.g. 'train.': options --train.epochs, ...
+                       skip: Sequence[str] = (),         # dotted field names to leave out
+                      ) -> argparse.ArgumentParser:
+    "Add one `--field` option per field of `cls` (nested dataclasses as `--section.field`), help from inline comments."
+    for name, tp, f, doc in _option_fields(cls, prefix):
+        if name in skip: continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help = f"{doc or ''} (default: {default!r})".strip().replace('%', '%%')
+        parser.add_argument('--' + name.replace('_', '-'), dest=name, default=argparse.SUPPRESS, help=help,
+                            metavar=name.rsplit('.', 1)[-1].upper(), **_option_kwargs(tp))
+    return parser
+
+def given_options(ns: argparse.Namespace, # parsed arguments
+                  cls,                    # the dataclass given to `add_config_options`
+                  prefix: str = '',       # the same prefix
+                 ) -> dict:
+    "The options the user gave, as a nested dict of field values (ready for `from_dict(cls, ...)`)."
+    out, given = {}, vars(ns)
+    for name, tp, f, doc in _option_fields(cls, prefix):
+        if name not in given: continue
+        v = given[name]
+        if isinstance(v, list) and (tp is tuple or typing.get_origin(tp) is tuple or isinstance(f.default, tuple)):
+            v = tuple(v)
+        *sections, leaf = name[len(prefix):].split('.')
+        d = out
+        for s in sections: d = d.setdefault(s, {})
+        d[leaf] = v
+    return out
+
+def deep_update(base: dict, # e.g. the values of a config file
+                new: dict,  # e.g. `given_options(...)`; nested dicts update nested dicts
+               ) -> dict:
+    "A copy of `base` updated with `new`, section by section."
+    out = dict(base)
+    for k, v in new.items():
+        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
