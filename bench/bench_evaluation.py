@@ -8,6 +8,9 @@ alone, with the mean-embedding model's scores recorded once and replayed, so tha
 The script writes its table to nbs/results/evaluation_speed.md and the raw record to nbs/results/evaluation_speed.json.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_evaluation.py
+    # then show the new table on the evaluation page (its committed output; tests/test_evaluation.py compares them):
+    .venv/bin/jupyter nbconvert --to notebook --execute --inplace nbs/00a_evaluation.ipynb
+    .venv/bin/nbdev_clean --fname nbs/00a_evaluation.ipynb
 """
 import json
 import math

@@ -1,6 +1,8 @@
 "Metrics against a brute-force reference, rank backends, fixed candidates, evaluate(), per-case results, paired tests."
+import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +194,15 @@ def test_paired_test_known_answers():
         paired_test([1.0, float('nan')], [0.0, 0.0])
     with pytest.raises(ValueError, match='at least 2'):
         paired_test([1.0], [0.0])
+
+
+def test_notebook_shows_the_committed_speed_table():
+    "The evaluation page's speed table (the notebook's committed output) is the current bench result file."
+    nbs = Path(__file__).resolve().parent.parent/'nbs'
+    table = nbs/'results'/'evaluation_speed.md'
+    if not table.exists(): pytest.skip('bench/bench_evaluation.py has not written nbs/results/evaluation_speed.md')
+    nb = json.loads((nbs/'00a_evaluation.ipynb').read_text())
+    shown = [''.join(o['data']['text/markdown']) for c in nb['cells'] if c['cell_type'] == 'code'
+             for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+    assert shown == [table.read_text()], ('nbs/00a_evaluation.ipynb shows another table than '
+                                         'nbs/results/evaluation_speed.md: re-execute it (see its Speed section)')
