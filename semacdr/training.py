@@ -595,6 +595,7 @@ def validate(self: Trainer, rec: dict) -> float:
     v = self.evaluate('valid', 'full')
     rec.update({f'valid/{k}': v[k] for k in v if '@' in k or k == 'MRR'}, valid_users=v['n_cases'],
                eval_sec=round(time.time() - t1, 3))
+    rec.update(self.diagnostics())
     score = v[self.cfg.metric]
     if score > st.best + self.cfg.min_delta:
         st.best, st.best_epoch, st.bad = score, rec['epoch'], 0
@@ -618,6 +619,16 @@ def end_epoch(self: Trainer, rec: dict):
     acc.print(f"epoch {rec['epoch']}: loss {rec['loss']:.4f}" + (
         f", valid {cfg.metric} {valid:.4f} (best {st.best:.4f} @ {st.best_epoch})" if valid is not None else '') +
         f", {rec['sec']:.1f}s")
+
+@patch
+def diagnostics(self: Trainer, n: int = 256) -> dict:
+    "`diag/...` figures of models that offer `diagnostics(input_ids)` (e.g. SemaCDR's gates), on the first n validation cases."
+    fn = getattr(self.raw, 'diagnostics', None)
+    if fn is None or not self.acc.is_main_process: return {}
+    from semacdr.data import pad_left
+    cases = self.ds.split(self.target).valid[:n]
+    ids = pad_left(cases['history'], self.maxlen).to(self.acc.device)
+    return {f'diag/{k}': round(v, 5) for k, v in fn(ids).items()}
 
 # %% ../nbs/04_training.ipynb #7ee8e3c4
 @patch
