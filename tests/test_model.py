@@ -6,7 +6,8 @@ import torch
 
 torch.set_num_threads(1)
 from semacdr.data import collate_train, pad_left
-from semacdr.model import PRESETS, SemaCDR, SemaCDRConfig, check_model, toy_data
+from semacdr.checks import check_model, toy_data
+from semacdr.model import PRESETS, SemaCDR, SemaCDRConfig
 
 SMALL = dict(hidden=16, maxlen=16, layers=1, dropout=0.1)
 
