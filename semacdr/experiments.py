@@ -22,7 +22,8 @@ from .training import TrainConfig, train
 
 # %% auto #0
 __all__ = ['FALLBACK_VIEWS', 'model_spec', 'needs_text', 'build_model', 'DataConfig', 'RunConfig', 'apply_overrides',
-           'load_run_config', 'prepare_features', 'run_one', 'run', 'results_tables', 'plot_results', 'run_cli']
+           'load_run_config', 'prepare_features', 'run_one', 'cfg_extra', 'write_test_cases', 'run', 'results_tables',
+           'plot_results', 'run_cli']
 
 # %% ../nbs/05_experiments.ipynb #e7358a1e
 def model_spec(name: str, # a registered name, or 'module:name' (imports module, which registers name)
@@ -87,6 +88,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     models: tuple = ('semacdr', 'sasrec-target', 'sasrec-mixed')   # registered model names (`semacdr.base.MODELS`)
     hparams: dict = field(default_factory=dict)                    # per model: {name: {field: value}} for its config or `train`
+    search: dict = field(default_factory=dict)                     # tuning of `semacdr.comparison.compare`: trials, seed, space
     targets: tuple = (0, 1)                                        # target domains: 1 = A→B, 0 = B→A
     protocols: tuple = ('full', 'sampled-100')                     # test protocols reported
     seeds: tuple = (0,)                                            # one training run per seed; tables show mean ± std
@@ -135,7 +137,9 @@ def prepare_features(cfg: RunConfig, ds: CrossDomainDataset, log=print) -> tuple
     log(f"semantics: {len(sem)} items ({n_fallback} fallbacks) in {t1 - t0:.0f} s; encoding {t2 - t1:.0f} s")
     return feats, sem, info
 
-def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out: Path) -> dict:
+def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out: Path,
+            cases: bool = False, # also keep each test case's rank (test_cases.json in the run folder), for paired tests
+           ) -> dict:
     "Train (or read back) one model on one direction with one seed; returns a flat record of its test metrics."
     set_seed(seed)
     hp = dict(cfg.hparams.get(name, {}))
@@ -144,15 +148,36 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
     tcfg = replace(cfg.train, **train_hp, seed=seed, output_dir=str(out/'models'/name/f't{target}-s{seed}'),
                    test_protocols=tuple(cfg.protocols))
     if not any(p.requires_grad for p in model.parameters()): tcfg = replace(tcfg, epochs=0)   # e.g. popularity
-    res = train(model, ds, target, tcfg)
+    res = train(model, ds, target, tcfg, extra=cfg_extra(cfg) if needs_text(name) else None)
     rec = {'model': name, 'target': ds.domains[target], 'direction': f'{ds.domains[1 - target]}→{ds.domains[target]}',
            'seed': seed, 'best_epoch': res.best_epoch, 'epochs_run': res.epochs_run, 'sec_per_epoch': res.sec_per_epoch,
+           'hit_cap': bool(getattr(res, 'hit_cap', False)), 'stopped_early': res.stopped_early,
+           f'valid/{tcfg.metric}': res.best_score,
            'peak_mem_mb': max((h.get('peak_mem_mb', 0) for h in res.history), default=float('nan')),   # the process's peak (RSS on CPU)
-           'params': sum(p.numel() for p in model.parameters())}
+           'params': sum(p.numel() for p in model.parameters()), 'run_dir': tcfg.output_dir}
     for proto, m in res.test.items():
         for k, v in m.items():
             if isinstance(v, (int, float)) and k != 'n_cases': rec[f'{proto}/{k}'] = v
+    if cases: write_test_cases(model, ds, target, tcfg)
     return rec
+
+def cfg_extra(cfg: RunConfig) -> dict:
+    "What a text model's fingerprint adds to its buffers' hash: the semantics and encoder settings of its features."
+    return {'semantics': to_dict(cfg.semantics) if not isinstance(cfg.semantics, dict) else cfg.semantics,
+            'encoder': to_dict(cfg.encoder)}
+
+def write_test_cases(model, ds, target: int, tcfg: TrainConfig) -> Path:
+    "Each test case's user and rank under every protocol, from the best weights (skipped when already written)."
+    from semacdr.evaluation import evaluate
+    path = Path(tcfg.output_dir)/'test_cases.json'
+    if path.exists(): return path
+    maxlen = tcfg.maxlen or getattr(getattr(model, 'config', None), 'maxlen', 50)
+    out = {}
+    for proto in tcfg.test_protocols:
+        r = evaluate(model, ds, target, 'test', proto, ks=tcfg.ks, maxlen=maxlen, batch_size=tcfg.eval_batch_size,
+                     seed=tcfg.candidates_seed, return_cases=True)
+        out[proto] = {'user': r['cases']['user'], 'rank': r['cases']['rank']}
+    return atomic_write_text(path, json.dumps(out))
 
 def _run_job(cfg_dict: dict, features_path: str | None, name: str, target: int, seed: int, threads: int) -> dict:
     "One `run_one` in a fresh worker process (see `RunConfig.jobs`): data from its loader, features from the run folder."
