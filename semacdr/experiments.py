@@ -125,8 +125,8 @@ def prepare_features(cfg: RunConfig, ds: CrossDomainDataset, log=print) -> tuple
     from semacdr.semantics import generate_semantics, load_semantics, SemanticsConfig
     scfg = from_dict(SemanticsConfig, cfg.semantics, 'semantics')
     t0 = time.perf_counter()
-    generate_semantics(ds, scfg)                                  # only the items the store lacks
-    sem = load_semantics(ds, scfg, allow_missing=bool(scfg.max_items))   # rows aligned to ds.items; beyond a budget: marked fallbacks
+    if scfg.generate_missing: generate_semantics(ds, scfg)       # only the items the stores lack
+    sem = load_semantics(ds, scfg, allow_missing=bool(scfg.max_items) or not scfg.generate_missing)   # else: marked fallbacks
     t1 = time.perf_counter()
     views = ('specific', 'agnostic') + tuple(v for m in cfg.models for v in FALLBACK_VIEWS.get(m, ()))
     feats = encode_item_views(ds, sem, cfg.encoder, views=tuple(dict.fromkeys(views)))

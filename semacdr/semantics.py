@@ -52,6 +52,7 @@ class SemanticsConfig:
     max_items: int = 0                  # cover at most this many items, the most-interacted in training first (0: all); the rest get the marked fallback
     store: str = ''                     # store folder; '' = cache_dir('semantics', <data set>, <model>-<prompt version>)
     use_release: bool = True            # read the project's released store for this (data set, model, prompt version) first
+    generate_missing: bool = True       # `semacdr run`: generate what the stores lack (False: the marked fallback instead)
     domain_names: dict = field(default_factory=dict)  # optional display names for domains, e.g. {'food': 'grocery food'}
 
     @property
