@@ -216,8 +216,9 @@ def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
     ds = cfg.data.load()
     stats = describe(ds)
     atomic_write_text(out/'data_stats.md', stats.to_markdown())
-    log(f"{ds}\n{stats.to_string()}")
+    log(f"{ds}\n{stats.to_string()}\n== data: {time.perf_counter() - t0:.1f} s")
     features, _, info = prepare_features(cfg, ds, log)
+    t1 = time.perf_counter()
     grid = [(seed, target, name) for seed in cfg.seeds for target in cfg.targets for name in cfg.models]
     if cfg.jobs > 1 and len(grid) > 1: done = _run_parallel(cfg, ds, features, out, grid, log)
     else:
@@ -225,6 +226,8 @@ def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
         for g in grid:
             log(f"== {g[2]} · target {ds.domains[g[1]]} · seed {g[0]}")
             done[g] = run_one(cfg, ds, g[2], g[1], g[0], features, out)
+    log(f"== training and evaluation: {time.perf_counter() - t1:.1f} s ({len(grid)} runs)")
+    t2 = time.perf_counter()
     df = pd.DataFrame([done[g] for g in grid])
     df.to_json(out/'records.json', orient='records', indent=2)
     tables = results_tables(df, cfg.protocols)
@@ -233,6 +236,7 @@ def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
     atomic_write_text(out/'results.json', json.dumps({'config': to_dict(cfg), 'timing': {**info, 'total_seconds': round(time.perf_counter() - t0, 1)},
                                                       'tables': {t: tab.to_dict() for t, tab in tables.items()}}, indent=2, default=str))
     plot_results(df, cfg.protocols[0], out/'results.png')
+    log(f"== tables and figure: {time.perf_counter() - t2:.1f} s; total {time.perf_counter() - t0:.1f} s")
     log(f"\nResults ({', '.join(cfg.protocols)}; mean ± std over seeds {list(cfg.seeds)}), saved in {out}:\n\n{md}")
     return df
 
