@@ -42,12 +42,17 @@ def main(argv=None) -> int:
     ours = TextEncoder(EncoderConfig(model=a.model, batch_size=a.batch_size, device=a.device, progress=False))
     st = SentenceTransformer(ours.path, device=a.device)
     st.max_seq_length = ours.max_length
-    ours.embed(texts[:64]); st.encode(texts[:64], batch_size=a.batch_size)   # warm-up
+    ours.embed(texts[:64])
+    st.encode(texts[:64], batch_size=a.batch_size)   # warm-up
     t_ours, t_st = [], []
     for _ in range(a.repeats):
-        t0 = time.perf_counter(); st_emb = st.encode(texts, batch_size=a.batch_size, convert_to_tensor=True,
-                                                    normalize_embeddings=False); t_st.append(time.perf_counter() - t0)
-        t0 = time.perf_counter(); our_emb = ours.embed(texts); t_ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        st_emb = st.encode(texts, batch_size=a.batch_size, convert_to_tensor=True,
+                          normalize_embeddings=False)
+        t_st.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        our_emb = ours.embed(texts)
+        t_ours.append(time.perf_counter() - t0)
     diff = float((st_emb.float().cpu() - our_emb).abs().max())
     res = dict(texts=what, n=len(texts), model=ours.model_id, batch_size=a.batch_size, threads=a.threads,
                device=str(ours.device), torch=torch.__version__,
@@ -55,7 +60,8 @@ def main(argv=None) -> int:
                ratio=round(min(t_st)/min(t_ours), 3), max_abs_diff=diff,
                ours_s=[round(t, 2) for t in t_ours], st_s=[round(t, 2) for t in t_st])
     print(json.dumps(res, indent=2))
-    if a.json: Path(a.json).write_text(json.dumps(res, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2))
     ok = diff <= 1e-5
     print(f"ours {res['ours_items_per_s']} items/s vs sentence-transformers {res['st_items_per_s']} items/s "
           f"(ratio {res['ratio']}), max |diff| {diff:.2e} {'OK' if ok else 'TOO LARGE'}")

@@ -1,11 +1,12 @@
 """SemaCDR against SASRec on Amazon Food–Kitchen: seconds per training epoch and peak memory, each model in its own
-fresh process (so that one model's memory never shows up in the other's), with the settings of configs/food_kitchen.yaml.
+fresh process (so that one model's memory never shows up in the other's), with the settings of
+configs/food_kitchen.yaml.
 
     .venv/bin/python bench/bench_epoch_cost.py [--steps 60] [--threads 2]
 
-Each process trains `--steps` steps of one epoch with `semacdr.training.train` and reports the epoch time scaled to a whole
-epoch, plus the peak resident memory (VmHWM) of the process, which includes the data set and the frozen text features.
-The table goes to nbs/results/food_kitchen_cost.md (`make readme` refreshes the index and README).
+Each process trains `--steps` steps of one epoch with `semacdr.training.train` and reports the epoch time scaled to a
+whole epoch, plus the peak resident memory (VmHWM) of the process, which includes the data set and the frozen text
+features. The table goes to nbs/results/food_kitchen_cost.md (`make readme` refreshes the index and README).
 """
 import argparse, json, math, subprocess, sys, tempfile
 from pathlib import Path
@@ -24,7 +25,8 @@ def one(model: str, target: int, steps: int, threads: int) -> dict:
     feats = prepare_features(cfg, ds, log=lambda *a: None)[0]
     net = build_model(model, ds, target, feats, cfg.model)
     with tempfile.TemporaryDirectory() as d:
-        tcfg = dataclasses.replace(cfg.train, epochs=1, max_steps_per_epoch=steps, output_dir=d, progress=False, test_protocols=('full',))
+        tcfg = dataclasses.replace(cfg.train, epochs=1, max_steps_per_epoch=steps, output_dir=d, progress=False,
+                                   test_protocols=('full',))
         res = train(net, ds, target, tcfg)
     n_rows = len(trainable_rows(ds.split(target).train[:]['items'], ds.item_domain, target, cfg.model.maxlen))
     full_steps = math.ceil(n_rows / cfg.train.batch_size)
@@ -41,12 +43,14 @@ def main():
     ap.add_argument('--one', nargs=2, metavar=('MODEL', 'TARGET'))
     a = ap.parse_args()
     if a.one:
-        print('RESULT ' + json.dumps(one(a.one[0], int(a.one[1]), a.steps, a.threads))); return
+        print('RESULT ' + json.dumps(one(a.one[0], int(a.one[1]), a.steps, a.threads)))
+        return
     import pandas as pd
     rows = []
     for target in (1, 0):
         for model in MODELS:
-            out = subprocess.run([sys.executable, __file__, '--one', model, str(target), '--steps', str(a.steps), '--threads', str(a.threads)],
+            out = subprocess.run([sys.executable, __file__, '--one', model, str(target), '--steps', str(a.steps),
+                                  '--threads', str(a.threads)],
                                  capture_output=True, text=True, check=True).stdout
             rows.append(json.loads(next(l for l in out.splitlines() if l.startswith('RESULT '))[7:]))
             print(rows[-1], flush=True)
@@ -54,10 +58,11 @@ def main():
     tab = df.pivot(index='model', columns='target', values=['sec_per_epoch', 'peak_mem_mb']).reindex(list(MODELS))
     tab.columns = [f"{ {'sec_per_epoch': 's/epoch', 'peak_mem_mb': 'peak MB'}[v] } ({t})" for v, t in tab.columns]
     base = tab.loc['sasrec-target']
-    lines = ['**SemaCDR vs SASRec, cost of one training epoch** (`python bench/bench_epoch_cost.py`: each model in a fresh process, '
-             f'{a.threads} CPU threads, {a.steps} steps timed and scaled to the whole epoch; peak resident memory includes the data '
-             'and the frozen text features)', '', tab.round(1).to_markdown(), '',
-             'Relative to SASRec-target: ' + ', '.join(f"{m} {tab.loc[m, c] / base[c]:.1f}× {c}" for m in MODELS[1:] for c in tab.columns) + '.', '']
+    lines = ['**SemaCDR vs SASRec, cost of one training epoch** (`python bench/bench_epoch_cost.py`: each model in a '
+             f'fresh process, {a.threads} CPU threads, {a.steps} steps timed and scaled to the whole epoch; peak '
+             f'resident memory includes the data and the frozen text features)', '', tab.round(1).to_markdown(), '',
+             'Relative to SASRec-target: '
+             + ', '.join(f"{m} {tab.loc[m, c] / base[c]:.1f}× {c}" for m in MODELS[1:] for c in tab.columns) + '.', '']
     out = ROOT/'nbs'/'results'/'food_kitchen_cost.md'
     out.write_text('\n'.join(lines), encoding='utf-8')
     print(f'wrote {out}')

@@ -39,7 +39,8 @@ class TableScores(torch.nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.register_buffer('table', torch.randn(64, len(ds.domain_items(target)), generator=g))
-    def score(self, input_ids): return self.table[input_ids[:, -1] % 64]
+    def score(self, input_ids):
+        return self.table[input_ids[:, -1] % 64]
 
 
 class MeanEmbedding(torch.nn.Module):
@@ -74,7 +75,8 @@ def loop_evaluate(model, ds, target, cand, ks=KS, maxlen=50):
         with torch.no_grad():
             s = model.score(pad_left([hist], maxlen))[0].numpy()
         t = int(ds.local_index[tgt])
-        if cand is not None: s, t = s[cand[r].numpy()], 0
+        if cand is not None:
+            s, t = s[cand[r].numpy()], 0
         rank = int((s >= s[t]).sum())   # pessimistic ties, as in evaluate()
         for k in ks:
             if rank <= k:
@@ -99,7 +101,8 @@ class Replay(torch.nn.Module):
             self.outputs.append(self.model.score(input_ids))
             return self.outputs[-1]
         out, self.i = self.outputs[self.i], self.i + 1
-        if len(out) != len(input_ids): raise RuntimeError('replayed out of order')
+        if len(out) != len(input_ids):
+            raise RuntimeError('replayed out of order')
         return out
 
 
@@ -127,9 +130,11 @@ def compare(name, models, ds, protocol, cands, timed='end to end'):
             dt, runs[backend] = best_time(lambda: evaluate(rw(eval_model), ds, target, 'test', protocol, ks=KS,
                                                            rank_backend=backend))
             t[f'{backend}_ranks_s'] += dt
-        if runs['numpy'] != runs['torch']: raise AssertionError(f'{name} {protocol} t{target}: rank backends differ')
+        if runs['numpy'] != runs['torch']:
+            raise AssertionError(f'{name} {protocol} t{target}: rank backends differ')
         for k, v in slow.items():   # 1e-6: a model's batched and one-row matmuls may round a far-down rank apart
-            if abs(runs['numpy'][k] - v) > 1e-6: raise AssertionError((name, protocol, target, k, runs['numpy'][k], v))
+            if abs(runs['numpy'][k] - v) > 1e-6:
+                raise AssertionError((name, protocol, target, k, runs['numpy'][k], v))
     row = dict(model=name, protocol=protocol, timed=timed, cases=sum(len(ds.split(x).test) for x in (0, 1)), **t)
     print(row, flush=True)
     return row
@@ -137,7 +142,8 @@ def compare(name, models, ds, protocol, cands, timed='end to end'):
 
 def main():
     path = shared_data_dir('food-kitchen')
-    if path is None: raise SystemExit('../shared/data/food-kitchen not found')
+    if path is None:
+        raise SystemExit('../shared/data/food-kitchen not found')
     ds = load_llmcdsr(path)
     cands = {(p, t): split_candidates(ds, t, 'test', Protocol.parse(p), seed=0) for p in ('full', 'sampled-999')
              for t in (0, 1)}   # drawn (or read) before any timing

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def coverage(cfg) -> dict:
-    "How much of the data the LLM semantics cover under the config's budget (training interactions, items, test targets)."
+    "How much of the data the LLM semantics cover under the config's budget (training interactions, items, targets)."
     import numpy as np
     from semacdr.core import from_dict
     from semacdr.semantics import SemanticsConfig, load_semantics, training_item_counts
@@ -31,15 +31,18 @@ def coverage(cfg) -> dict:
     llm = ~np.asarray(sem['fallback'])
     counts = training_item_counts(ds)
     test_targets = [x for t in (0, 1) for x in ds.split(t).test[:]['target']]
-    return {'items': int(llm.sum()), 'of_items': ds.n_items, 'training_interactions': float(counts[llm].sum() / counts.sum()),
+    return {'items': int(llm.sum()), 'of_items': ds.n_items,
+            'training_interactions': float(counts[llm].sum() / counts.sum()),
             'test_targets': float(llm[test_targets].mean())}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--set', dest='sets', action='append', default=[])
-    ap.add_argument('--ablations', default='', help='comma-separated ZOO keys, e.g. semacdr-no-agnostic,semacdr-id-only')
-    ap.add_argument('--ablation-targets', default='', help='comma-separated target domains of the ablations (default: the config\'s)')
+    ap.add_argument('--ablations', default='',
+                    help='comma-separated ZOO keys, e.g. semacdr-no-agnostic,semacdr-id-only')
+    ap.add_argument('--ablation-targets', default='',
+                    help='comma-separated target domains of the ablations (default: the config\'s)')
     a = ap.parse_args()
     cfg = load_run_config(ROOT/'configs'/'food_kitchen.yaml', a.sets)
     t0 = time.perf_counter()
@@ -58,16 +61,19 @@ def main():
 def write_docs(cfg, df, df_abl, wall, cov):
     "nbs/results/food_kitchen.md (results, ablations, cost, semantics coverage `cov`) and runs/<name>/bench.json."
     tables = results_tables(df, cfg.protocols, metrics=('HR@10', 'NDCG@10'))
-    cost = (df[df.model != 'pop'].groupby(['model', 'target'], sort=False)[['sec_per_epoch', 'epochs_run', 'best_epoch']]
+    cost = (df[df.model != 'pop'].groupby(['model', 'target'],
+                                          sort=False)[['sec_per_epoch', 'epochs_run', 'best_epoch']]
             .median().unstack('target'))
-    cost.columns = [f"{ {'sec_per_epoch': 's/epoch', 'epochs_run': 'epochs run', 'best_epoch': 'best epoch'}[m] } ({t})" for m, t in cost.columns]
+    cost.columns = [f"{ {'sec_per_epoch': 's/epoch', 'epochs_run': 'epochs run', 'best_epoch': 'best epoch'}[m] } ({t})"
+                    for m, t in cost.columns]
     lines = ['### Amazon Food–Kitchen (LLMCDSR release, its own valid/test targets)', '',
-             f'`python bench/bench_food_kitchen.py` (config `configs/food_kitchen.yaml`): test split, mean ± std over seeds '
-             f'{list(cfg.seeds)}; full ranking over the target domain and {", ".join(p for p in cfg.protocols if p != "full")}. '
-             f'Bold: best mean in a column.', '']
+             f'`python bench/bench_food_kitchen.py` (config `configs/food_kitchen.yaml`): test split, mean ± std over '
+             f'seeds {list(cfg.seeds)}; full ranking over the target domain and '
+             f'{", ".join(p for p in cfg.protocols if p != "full")}. Bold: best mean in a column.', '']
     if cov:
-        lines += [f"LLM semantics (SmolLM2-135M, CPU) cover the {cov['items']:,} items most frequent in training, out of {cov['of_items']:,}. "
-                  f"That is {cov['training_interactions']:.1%} of training interactions and {cov['test_targets']:.1%} of test targets. "
+        lines += [f"LLM semantics (SmolLM2-135M, CPU) cover the {cov['items']:,} items most frequent in training, out "
+                  f"of {cov['of_items']:,}. That is {cov['training_interactions']:.1%} of training interactions and "
+                  f"{cov['test_targets']:.1%} of test targets. "
                   'The other items use the marked title fallback.', '']
     for target, tab in tables.items():
         lines += [f'**Target: {target}**', '', tab.to_markdown(), '']
@@ -78,19 +84,25 @@ def write_docs(cfg, df, df_abl, wall, cov):
         lines += [f'**Ablations** (seed {cfg.seeds[0]}, test split): each row switches one part of SemaCDR off', '',
                   tab.reindex(list(dict.fromkeys(df_abl.model))).round(4).to_markdown(), '']
     lines += ['**Training runs** (median over seeds; each run in its own process with one thread, '
-              f'{cfg.jobs} at a time on this machine): seconds per epoch, epochs run, best epoch. Peak memory: see the cost table below.', '',
+              f'{cfg.jobs} at a time on this machine): seconds per epoch, epochs run, best epoch. Peak memory: see the '
+              f'cost table below.', '',
               cost.round(1).to_markdown(), '']
     trained = df[df.model != 'pop']
     early = trained[trained.epochs_run < cfg.train.epochs]
     capped = trained[trained.best_epoch == cfg.train.epochs]
-    rule = f'stopping after {cfg.train.patience} validations without improvement' if cfg.train.patience else 'no early stopping; the best validation epoch is kept'
+    rule = (f'stopping after {cfg.train.patience} validations without improvement' if cfg.train.patience
+            else 'no early stopping; the best validation epoch is kept')
+    stopped = ', '.join(f'{r.model} {r.target} seed {r.seed}: best epoch {r.best_epoch} of {r.epochs_run}'
+                        for r in early.itertuples())
     lines += [f"Training budget: at most {cfg.train.epochs} epochs, {rule}. "
               f"{len(early)} of {len(trained)} trained runs stopped early "
-              f"({', '.join(f'{r.model} {r.target} seed {r.seed}: best epoch {r.best_epoch} of {r.epochs_run}' for r in early.itertuples()) or 'none'}). "
-              f"{len(capped)} runs had their best validation score in the last allowed epoch, so they were still improving when the budget ran out.", '']
+              f"({stopped or 'none'}). "
+              f"{len(capped)} runs had their best validation score in the last allowed epoch, so they were still "
+              f"improving when the budget ran out.", '']
     out = ROOT/'nbs'/'results'/'food_kitchen.md'
     out.write_text('\n'.join(lines), encoding='utf-8')
-    (ROOT/'runs'/cfg.name/'bench.json').write_text(json.dumps({'wall_seconds': round(wall, 1), 'coverage': cov}, indent=2))
+    (ROOT/'runs'/cfg.name/'bench.json').write_text(json.dumps({'wall_seconds': round(wall, 1), 'coverage': cov},
+                                                              indent=2))
     print(f'wrote {out} ({wall / 60:.1f} min)')
 
 

@@ -23,7 +23,8 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--max-line-tokens', type=int, default=20)
     ap.add_argument('--quantize', default='none', choices=['none', 'int8'])
-    ap.add_argument('--all', action='store_true', help='also time generate_semantics on every item of the default data set')
+    ap.add_argument('--all', action='store_true',
+                    help='also time generate_semantics on every item of the default data set')
     ap.add_argument('--store', default='', help='store folder for --all (default: a fresh temporary folder)')
     ap.add_argument('--json', default='', help='write the figures to this file')
     a = ap.parse_args(argv)
@@ -31,15 +32,18 @@ def main(argv=None):
     import torch
     from semacdr.data import load_movielens
     from semacdr.semantics import SemanticsConfig, LocalBackend, build_messages, generate_semantics, _item_inputs
-    cfg = SemanticsConfig(model=a.model, batch_size=a.batch_size, num_threads=a.threads, max_line_tokens=a.max_line_tokens,
-                          quantize=a.quantize)
+    cfg = SemanticsConfig(model=a.model, batch_size=a.batch_size, num_threads=a.threads,
+                          max_line_tokens=a.max_line_tokens, quantize=a.quantize)
     ds = load_movielens()
-    t = time.perf_counter(); be = LocalBackend(cfg); load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    be = LocalBackend(cfg)
+    load_s = time.perf_counter() - t
     res = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus", torch=torch.__version__,
                threads=torch.get_num_threads(), model=a.model, quantize=a.quantize, max_line_tokens=a.max_line_tokens,
                answer_budget=cfg.answer_budget, batch_size=a.batch_size, model_load_s=round(load_s, 2),
                load_avg_start=os.getloadavg()[0])
-    print(f"model loaded in {load_s:.2f} s; threads={torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"model loaded in {load_s:.2f} s; threads={torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}",
+          flush=True)
 
     if a.n:
         _, inputs = _item_inputs(ds, cfg)
@@ -49,14 +53,17 @@ def main(argv=None):
         be.generate(msgs[:1])                                            # warm-up (and the prefix cache)
 
         def timed(fn):
-            tok0 = be.stats['answer_tokens']; w, c = time.perf_counter(), time.process_time()
-            out = fn(); w, c = time.perf_counter() - w, time.process_time() - c
+            tok0 = be.stats['answer_tokens']
+            w, c = time.perf_counter(), time.process_time()
+            out = fn()
+            w, c = time.perf_counter() - w, time.process_time() - c
             return out, dict(wall_s=round(w, 2), cpu_s=round(c, 2), items_per_s=round(len(msgs)/w, 3),
                              answer_tokens=be.stats['answer_tokens'] - tok0,
                              tokens_per_s=round((be.stats['answer_tokens'] - tok0)/w, 1))
         single, r1 = timed(lambda: [be.generate([m], use_prefix_cache=False)[0] for m in msgs])
         print('one at a time:', r1, flush=True)
-        batched, rb = timed(lambda: [o for s in range(0, len(msgs), a.batch_size) for o in be.generate(msgs[s:s + a.batch_size])])
+        batched, rb = timed(lambda: [o for s in range(0, len(msgs), a.batch_size)
+                                     for o in be.generate(msgs[s:s + a.batch_size])])
         print('batched      :', rb, flush=True)
         res.update(n_items=len(msgs), one_at_a_time=r1, batched=rb,
                    speedup_items_per_s=round(rb['items_per_s']/r1['items_per_s'], 2),

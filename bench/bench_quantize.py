@@ -44,10 +44,13 @@ def main(argv=None):
         cfg = SemanticsConfig(**{**base.__dict__, 'quantize': q})
         be = LocalBackend(cfg)
         be.generate([build_messages(todo[0]['user_text'])])              # warm-up: the shared prompt prefix's cache
-        t = time.perf_counter(); recs, fb, rt = [], 0, 0
+        t = time.perf_counter()
+        recs, fb, rt = [], 0, 0
         for s in range(0, len(todo), a.batch_size):
             r, c = semantics_for_batch(be, todo[s:s + a.batch_size], cfg)
-            recs += r; fb += c['fallbacks']; rt += c['retried']
+            recs += r
+            fb += c['fallbacks']
+            rt += c['retried']
         dt = time.perf_counter() - t
         texts[q] = recs
         res['backends']['fp32' if q == 'none' else 'int8'] = dict(

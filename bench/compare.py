@@ -11,7 +11,8 @@ import argparse, sys
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('config'); ap.add_argument('results')
+    ap.add_argument('config')
+    ap.add_argument('results')
     ap.add_argument('--set', nargs='*', default=[], dest='sets', metavar='KEY=VALUE')
     ap.add_argument('--threads', type=int, default=1)
     a = ap.parse_args(argv)

@@ -43,7 +43,8 @@ def main(argv=None):
     cfg = SemanticsConfig()
     store = a.store
     rel = release_path(ds.name, cfg)
-    if store is None and rel is not None and rel.exists() and not (rel/'MANIFEST.json').exists(): store = rel
+    if store is None and rel is not None and rel.exists() and not (rel/'MANIFEST.json').exists():
+        store = rel
     report = semantics_quality(ds, cfg, store_dir=store, max_items=a.max_items)
     seconds = time.perf_counter() - t0
     text = quality_markdown(report)

@@ -32,20 +32,25 @@ class FakeOpenAI:
         srv = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a): pass
+            def log_message(self, *a):
+                pass
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get('Content-Length', 0))) or b'{}')
                 with srv.lock:
-                    srv.requests += 1; n = srv.requests
+                    srv.requests += 1
+                    n = srv.requests
                     srv.auth.append(self.headers.get('Authorization'))
-                    srv.in_flight += 1; srv.peak = max(srv.peak, srv.in_flight)
+                    srv.in_flight += 1
+                    srv.peak = max(srv.peak, srv.in_flight)
                 try:
                     if self.path.rstrip('/') != '/v1/chat/completions':
                         return self._send(404, {'error': 'not found'})
                     if n <= srv.fail_first:
-                        return self._send(srv.fail_status, {'error': 'try again'}, {'Retry-After': srv.retry_after} if srv.retry_after else {})
-                    if srv.delay: time.sleep(srv.delay)
+                        return self._send(srv.fail_status, {'error': 'try again'},
+                                          {'Retry-After': srv.retry_after} if srv.retry_after else {})
+                    if srv.delay:
+                        time.sleep(srv.delay)
                     text = answer_for(body['messages'])
                     self._send(200, {'id': f'c{n}', 'object': 'chat.completion', 'model': body.get('model'),
                                      'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': text},
@@ -53,30 +58,41 @@ class FakeOpenAI:
                                      'usage': {'prompt_tokens': 50, 'completion_tokens': len(text.split()),
                                                'total_tokens': 50 + len(text.split())}})
                 finally:
-                    with srv.lock: srv.in_flight -= 1
+                    with srv.lock:
+                        srv.in_flight -= 1
 
             def _send(self, code, obj, headers=None):
                 data = json.dumps(obj).encode()
                 self.send_response(code)
-                self.send_header('Content-Type', 'application/json'); self.send_header('Content-Length', str(len(data)))
-                for k, v in (headers or {}).items(): self.send_header(k, v)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.end_headers()
-                try: self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError): pass
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
         self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self): self.thread.start(); return self
+    def __enter__(self):
+        self.thread.start()
+        return self
 
-    def __exit__(self, *exc): self.httpd.shutdown(); self.httpd.server_close()
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 if __name__ == '__main__':   # a standalone server for trying `semacdr generate --backend openai` by hand
     import sys
     with FakeOpenAI(delay=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0) as s:
         print(s.url, flush=True)
-        try: s.thread.join()
-        except KeyboardInterrupt: pass
+        try:
+            s.thread.join()
+        except KeyboardInterrupt:
+            pass

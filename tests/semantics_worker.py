@@ -12,8 +12,10 @@ def synthetic_items(n: int) -> list[dict]:
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser()
-    ap.add_argument('store'); ap.add_argument('base_url')
-    ap.add_argument('--n', type=int, default=60); ap.add_argument('--batch-size', type=int, default=4)
+    ap.add_argument('store')
+    ap.add_argument('base_url')
+    ap.add_argument('--n', type=int, default=60)
+    ap.add_argument('--batch-size', type=int, default=4)
     ap.add_argument('--shard', default='0/1')
     a = ap.parse_args()
     from semacdr.semantics import SemanticsConfig, generate_semantics

@@ -19,7 +19,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope='module')
-def toy(): return toy_dataset()
+def toy():
+    return toy_dataset()
 
 
 def check_interface(model, ds, target, tmp_path):
@@ -46,8 +47,10 @@ def check_interface(model, ds, target, tmp_path):
 def test_check_model(cls, cfg):
     "The zoo's contract checks (semacdr.checks.check_model) and overfitting the toy data; Popularity has no gradients."
     checks = ('forward', 'score', 'padding', 'causality', 'batch', 'empty', 'save_load')
-    if cls is Popularity: check_model(cls, cfg, checks=checks[1:])
-    else: check_model(cls, cfg, checks=checks, overfit_steps=60, overfit_acc=0.9, lr=3e-2)
+    if cls is Popularity:
+        check_model(cls, cfg, checks=checks[1:])
+    else:
+        check_model(cls, cfg, checks=checks, overfit_steps=60, overfit_acc=0.9, lr=3e-2)
 
 
 @pytest.mark.parametrize('correct', [True, False])
@@ -86,7 +89,8 @@ def test_registry(toy):
     p = build_model('pop', toy, 1, shared=shared)
     assert p.config.maxlen == 30 and p.counts.sum() > 0 and p.config.target_domain == 1
     assert build_model('gru4rec', toy, 1, shared=shared, overrides={'dropout': 0.1}).config.emb_dropout == 0.1
-    with pytest.raises(ValueError, match='dropuot'): build_model('gru4rec', toy, 1, overrides={'dropuot': 0.1})
+    with pytest.raises(ValueError, match='dropuot'):
+        build_model('gru4rec', toy, 1, overrides={'dropuot': 0.1})
 
 
 @pytest.mark.parametrize('target', [0, 1])

@@ -30,7 +30,8 @@ def check_no_leakage(ds):
         test = {u: (h, t) for u, h, t in zip(sp.test['user'], sp.test['history'], sp.test['target'])}
         assert set(valid) == set(test) == set(sp.train['user'])
         for u, tr in zip(sp.train['user'], sp.train['items']):
-            vh, vt = valid[u]; th, tt = test[u]
+            vh, vt = valid[u]
+            th, tt = test[u]
             assert tr == vh, 'training input is exactly the validation history'
             assert th[:len(vh) + 1] == vh + [vt], 'the validation target comes before the test target'
             assert len(tr) < len(th), 'the test target position is never training input'
@@ -48,7 +49,8 @@ def test_movielens_default(movielens):
 
 def test_movielens_other_genres_and_1m():
     ds = load_movielens('ml-100k', domains=('Action', 'Romance'))
-    assert ds.domains == ('Action', 'Romance'); check_no_leakage(ds)
+    assert ds.domains == ('Action', 'Romance')
+    check_no_leakage(ds)
     ds1m = load_movielens('ml-1m')
     assert ds1m.n_items > 1500 and len(ds1m.sequences) > 5000
     check_no_leakage(ds1m)
@@ -70,7 +72,9 @@ def test_amazon_raw(tmp_path, layout):
     if layout == '2014':  # the 2014 release ships gzipped files
         gz = []
         for p in revs + metas:
-            g = p.with_suffix(p.suffix + '.gz'); g.write_bytes(gzip.compress(p.read_bytes())); gz.append(g)
+            g = p.with_suffix(p.suffix + '.gz')
+            g.write_bytes(gzip.compress(p.read_bytes()))
+            gz.append(g)
         revs, metas = gz[:2], gz[2:]
     ds = load_amazon(revs, metas, domains=('Food', 'Kitchen'), user_core=3, item_core=3)
     assert ds.n_items == 12 and len(ds.sequences) == 12
@@ -91,10 +95,11 @@ def test_amazon_2023_via_datasets(tmp_path):
 
 def _llmcdsr_copy(src, dst, edit=None):
     "Copy a tiny LLMCDSR-format data set into dst, letting `edit(name, lines)` corrupt one file."
-    items = [{'item_id': i, 'domain': 'food' if i < 4 else 'kitchen', 'asin': f'A{i}', 'title': f'item {i}'} for i in range(8)]
+    items = [{'item_id': i, 'domain': 'food' if i < 4 else 'kitchen', 'asin': f'A{i}', 'title': f'item {i}'}
+             for i in range(8)]
     files = {'items.jsonl': [json.dumps(o) for o in items],
-             'train_overlap.txt': ['1\t0,4,1,5', '2\t2,6,3,7'], 'train_A.txt': ['1\t0,1,2'], 'train_B.txt': ['1\t4,5,6'],
-             'valid.txt': ['1\t0,4,5'], 'test.txt': ['1\t1,5,2']}
+             'train_overlap.txt': ['1\t0,4,1,5', '2\t2,6,3,7'], 'train_A.txt': ['1\t0,1,2'],
+             'train_B.txt': ['1\t4,5,6'], 'valid.txt': ['1\t0,4,5'], 'test.txt': ['1\t1,5,2']}
     for name, lines in files.items():
         lines = edit(name, list(lines)) if edit else lines
         data = lines if isinstance(lines, bytes) else ('\n'.join(lines) + '\n').encode()
@@ -115,7 +120,8 @@ def test_llmcdsr_tiny_ok(tmp_path):
     ('items.jsonl', lambda l: l + [l[0]], 9, 'item_id', 'duplicate item id 0 (first on line 1)'),
     ('items.jsonl', lambda l: l[:1] + ['{"item_id": 1, "domain": "food"'] + l[2:], 2, None, 'invalid JSON'),
     ('items.jsonl', lambda l: l[:1] + [l[1].replace('"food"', '"toys"')] + l[2:], 2, 'domain', "unknown domain 'toys'"),
-    ('items.jsonl', lambda l: l[:3] + [l[3].replace('"title": "item 3"', '"title": 3')] + l[4:], 4, 'title', 'missing or not a str'),
+    ('items.jsonl', lambda l: l[:3] + [l[3].replace('"title": "item 3"', '"title": 3')] + l[4:], 4, 'title',
+     'missing or not a str'),
 ])
 def test_llmcdsr_bad_input_names_file_line_field(tmp_path, fname, edit, line, field, msg):
     _llmcdsr_copy(None, tmp_path, lambda name, lines: edit(lines) if name == fname else lines)
@@ -127,7 +133,8 @@ def test_llmcdsr_bad_input_names_file_line_field(tmp_path, fname, edit, line, fi
 
 
 def test_non_utf8_and_missing_file(tmp_path):
-    _llmcdsr_copy(None, tmp_path, lambda name, lines: (('\n'.join(lines[:2]) + '\n').encode() + b'{"item_id": 2, "title": "caf\xe9"}\n'
+    _llmcdsr_copy(None, tmp_path,
+                  lambda name, lines: (('\n'.join(lines[:2]) + '\n').encode() + b'{"item_id": 2, "title": "caf\xe9"}\n'
                                                         if name == 'items.jsonl' else lines))
     with pytest.raises(DataError, match=r'items.jsonl, line 3: not valid UTF-8'):
         load_llmcdsr(tmp_path)
@@ -139,7 +146,8 @@ def test_non_utf8_and_missing_file(tmp_path):
 
 
 def test_skip_mode_counts_bad_lines(tmp_path):
-    _llmcdsr_copy(None, tmp_path, lambda name, lines: lines + ['3\t1,x', '4\t1,500'] if name == 'train_A.txt' else lines)
+    _llmcdsr_copy(None, tmp_path,
+                  lambda name, lines: lines + ['3\t1,x', '4\t1,500'] if name == 'train_A.txt' else lines)
     ds = load_llmcdsr(tmp_path, on_error='skip')
     assert sum(ds.meta['skipped'].values()) == 2
     assert len(ds.sequences) == 6   # 2 overlap + 1 A + 1 B + 1 valid + 1 test: only the two bad lines are gone
@@ -147,7 +155,8 @@ def test_skip_mode_counts_bad_lines(tmp_path):
 
 def test_amazon_bad_lines(tmp_path):
     revs, metas = write_amazon_fixture(tmp_path, '2018')
-    with open(revs[0], 'a') as f: f.write('{"reviewerID": "U1", "asin": "F000"}\n')
+    with open(revs[0], 'a') as f:
+        f.write('{"reviewerID": "U1", "asin": "F000"}\n')
     n = len(revs[0].read_text().splitlines())
     with pytest.raises(DataError) as e:
         load_amazon(revs, metas, user_core=3, item_core=3)
@@ -157,7 +166,8 @@ def test_amazon_bad_lines(tmp_path):
 
 
 def test_collate_train_labels():
-    dom = np.array([0, 0, 1, 1]); li = np.array([0, 1, 0, 1])
+    dom = np.array([0, 0, 1, 1])
+    li = np.array([0, 1, 0, 1])
     b = collate_train([[0, 2, 1, 3]], dom, li, target=1, maxlen=5)
     assert b['input_ids'].tolist() == [[0, 0, 1, 3, 2]]
     assert b['labels'].tolist() == [[-100, -100, 0, -100, 1]]
@@ -247,8 +257,10 @@ def test_release_equals_shared_food_kitchen(food_kitchen_dir):
 
 class _Exploit:
     "Unpickling this would run a shell command that creates `marker`."
-    def __init__(self, marker): self.marker = marker
-    def __reduce__(self): return (os.system, (f'touch {self.marker}',))
+    def __init__(self, marker):
+        self.marker = marker
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
 
 
 @pytest.mark.parametrize('protocol', range(pickle.HIGHEST_PROTOCOL + 1))

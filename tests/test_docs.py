@@ -32,14 +32,16 @@ CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backg
 def notebooks() -> list[Path]:
     "The notebooks the site must show: every .ipynb under nbs/ outside `_`/`.` folders and files."
     return sorted(p for p in NBS.rglob('*.ipynb')
-                  if not any(s.startswith(('_', '.')) for s in p.relative_to(NBS).parts) and '.ipynb_checkpoints' not in p.parts)
+                  if not any(s.startswith(('_', '.')) for s in p.relative_to(NBS).parts)
+                  and '.ipynb_checkpoints' not in p.parts)
 
 
 def default_exp(nb: Path) -> str | None:
     for c in json.loads(nb.read_text())['cells']:
         if c['cell_type'] == 'code':
             m = re.search(r'^\s*#\|\s*default_exp\s+(\S+)', ''.join(c['source']), flags=re.MULTILINE)
-            if m: return m.group(1)
+            if m:
+                return m.group(1)
     return None
 
 
@@ -111,7 +113,8 @@ def test_unrendered_markdown_is_found():
     for page, what in bad.items():
         found = build_docs.unrendered_markdown(f'<main>{page}</main>')
         assert found and all(what in f for f in found), (page, found)
-    fine = '<main><table><tr><td>a</td></tr></table><pre>f(**kw)\n| --- |</pre><p><code>::: x</code> <b>b</b></p></main>'
+    fine = ('<main><table><tr><td>a</td></tr></table><pre>f(**kw)\n| --- |</pre>'
+            '<p><code>::: x</code> <b>b</b></p></main>')
     assert build_docs.unrendered_markdown(fine) == []
 
 
@@ -137,12 +140,14 @@ def test_index_shows_the_committed_results():
     outs = [''.join(o['data']['text/markdown']) for c in nb['cells'] if c['cell_type'] == 'code'
             for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
     shown = [o for o in outs if '<!-- results: nbs/results -->' in o]
-    assert len(shown) == 1, 'nbs/index.ipynb must show the results once (its results cell has no output: run `make readme`)'
+    assert len(shown) == 1, ('nbs/index.ipynb must show the results once (its results cell has no output: run '
+                             '`make readme`)')
     files = results_files()
     if not files:
         assert 'Not yet measured' in shown[0]
     for f in files:
-        assert f.read_text().strip() in shown[0], f'{f.relative_to(ROOT)} changed since nbs/index.ipynb ran: `make readme`'
+        assert f.read_text().strip() in shown[0], (f'{f.relative_to(ROOT)} changed since nbs/index.ipynb ran: '
+                                                   f'`make readme`')
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -152,7 +157,8 @@ def test_index_shows_the_committed_results():
 @pytest.fixture(scope='module')
 def server(site):
     class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *a): pass
+        def log_message(self, *a):
+            pass
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(site['out'])))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f'http://127.0.0.1:{srv.server_address[1]}/'
@@ -163,7 +169,8 @@ def server(site):
 def browser():
     if os.environ.get('SEMACDR_SKIP_BROWSER') == '1':
         pytest.skip('browser tests skipped: SEMACDR_SKIP_BROWSER=1 (make test SKIP_BROWSER=1)')
-    if CHROMIUM is None: pytest.skip('chromium is not installed (`make browser` installs the Debian package)')
+    if CHROMIUM is None:
+        pytest.skip('chromium is not installed (`make browser` installs the Debian package)')
     sync_api = pytest.importorskip('playwright.sync_api')
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -179,7 +186,8 @@ def visited(site, server, browser):
     res = {}
     for href in site['pages']:
         errors = []
-        page.on('console', h1 := (lambda m: errors.append(f'console {m.type}: {m.text}') if m.type == 'error' else None))
+        page.on('console',
+                h1 := (lambda m: errors.append(f'console {m.type}: {m.text}') if m.type == 'error' else None))
         page.on('pageerror', h2 := (lambda e: errors.append(f'page error: {e}')))
         page.on('requestfailed', h3 := (lambda r: errors.append(f'request failed: {r.url} {r.failure}')))
         page.on('response', h4 := (lambda r: errors.append(f'HTTP {r.status}: {r.url}') if r.status >= 400 else None))
@@ -191,14 +199,16 @@ def visited(site, server, browser):
             toc: [...document.querySelectorAll('#TOC a')].map(a => a.getAttribute('href')),
             ids: [...document.querySelectorAll('[id]')].map(e => e.id),
             links: [...document.querySelectorAll('#site-content a[href]')].map(a => a.href),
-            api: [...document.querySelectorAll('#site-content .jp-RenderedMarkdown h3, #site-content .jp-RenderedMarkdown h4')]
+            api: [...document.querySelectorAll('#site-content .jp-RenderedMarkdown h3, '
+                                               + '#site-content .jp-RenderedMarkdown h4')]
                    .map(h => h.innerText.trim()),
             signatures: document.querySelectorAll('#site-content .jp-RenderedMarkdown pre').length,
             tables: [...document.querySelectorAll('#site-content table')].map(t => t.innerText),
             text: document.querySelector('#site-content').innerText,
             images: [...document.querySelectorAll('#site-content img')].map(i => [i.src.slice(0, 60), i.naturalWidth]),
         })''')
-        for ev, h in (('console', h1), ('pageerror', h2), ('requestfailed', h3), ('response', h4)): page.remove_listener(ev, h)
+        for ev, h in (('console', h1), ('pageerror', h2), ('requestfailed', h3), ('response', h4)):
+            page.remove_listener(ev, h)
         res[href] = dict(info, status=resp.status, errors=errors)
     # every sidebar target (and every link between pages) fetched once
     urls = {u.split('#')[0] for r in res.values() for u in r['sidebar']}
@@ -238,13 +248,15 @@ def test_module_pages_show_their_api_reference(site, visited):
     checked = 0
     for nb in notebooks():
         mod = default_exp(nb)
-        if not mod: continue
+        if not mod:
+            continue
         href = pages[f'nbs/{nb.relative_to(NBS).as_posix()}']
         r = visited['pages'][href]
         m = importlib.import_module(f'semacdr.{mod}')
         documented = {n for n in getattr(m, '__all__', [])
                       if callable(getattr(m, n, None)) and getattr(getattr(m, n), '__module__', '') == m.__name__}
-        if not documented: continue
+        if not documented:
+            continue
         shown = {a.split('.')[0] for a in r['api']} | set(r['api'])
         assert r['signatures'] > 0 and shown & documented, f'{href} shows no API reference (headings: {r["api"][:10]})'
         missing = sorted(documented - shown)

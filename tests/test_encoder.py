@@ -18,7 +18,8 @@ def enc():
 
 def test_matches_sentence_transformers(enc):
     from sentence_transformers import SentenceTransformer
-    st = SentenceTransformer(enc.path, device='cpu'); st.max_seq_length = enc.max_length
+    st = SentenceTransformer(enc.path, device='cpu')
+    st.max_seq_length = enc.max_length
     ref = st.encode(TEXTS, convert_to_tensor=True, batch_size=4)
     ours = enc.embed(TEXTS, batch_size=4, progress=False)
     assert ours.shape == (len(TEXTS), 384) and ours.dtype == torch.float32
@@ -32,14 +33,18 @@ def test_cache_skips_and_resumes_after_a_crash(enc, tmp_path, monkeypatch):
     real = E.TextEncoder.embed
     def crashing(self, texts, **kw):
         calls.append(list(texts))
-        if len(calls) == 2: raise RuntimeError('simulated crash')
+        if len(calls) == 2:
+            raise RuntimeError('simulated crash')
         return real(self, texts, **kw)
     monkeypatch.setattr(E.TextEncoder, 'embed', crashing)
-    with pytest.raises(RuntimeError): encode_texts(TEXTS, cfg, cache_root=tmp_path)
+    with pytest.raises(RuntimeError):
+        encode_texts(TEXTS, cfg, cache_root=tmp_path)
     assert len(list((tmp_path/enc.key).glob('*.safetensors'))) == 1      # the first chunk was persisted
     done = set(calls[0])
-    calls.clear(); monkeypatch.setattr(E.TextEncoder, 'embed', real)
-    monkeypatch.setattr(E.TextEncoder, 'embed', lambda self, texts, **kw: (calls.append(list(texts)), real(self, texts, **kw))[1])
+    calls.clear()
+    monkeypatch.setattr(E.TextEncoder, 'embed', real)
+    monkeypatch.setattr(E.TextEncoder, 'embed',
+                        lambda self, texts, **kw: (calls.append(list(texts)), real(self, texts, **kw))[1])
     out = encode_texts(TEXTS, cfg, cache_root=tmp_path)                   # resume: only the rest is encoded
     redone = {t for c in calls for t in c}
     assert not (redone & done) and redone | done == set(TEXTS)
@@ -63,8 +68,10 @@ def test_local_folder_and_cache_key(enc):
 
 
 class ToyDS:
-    name = 'toy'; n_items = 3
-    def item_text(self, i): return ['Green tea; category: Tea', 'Teapot; category: Kitchen', 'Rice'][i]
+    name = 'toy'
+    n_items = 3
+    def item_text(self, i):
+        return ['Green tea; category: Tea', 'Teapot; category: Kitchen', 'Rice'][i]
 
 
 def test_item_view_texts_from_a_datasets_store():
@@ -98,9 +105,11 @@ def test_load_semantics_for(monkeypatch):
     from datasets import Dataset
     full = Dataset.from_dict({'item_id': [0, 1, 2], 'specific': ['s0', 's1', 's2'], 'agnostic': ['a0', 'a1', 'a2'],
                               'fallback': [False, True, False]})
-    def missing(ds, allow_missing=False): raise FileNotFoundError('no store')
+    def missing(ds, allow_missing=False):
+        raise FileNotFoundError('no store')
     def partial(ds, allow_missing=False):
-        if not allow_missing: raise KeyError('1 of 3 items have no semantics')
+        if not allow_missing:
+            raise KeyError('1 of 3 items have no semantics')
         return full
     monkeypatch.setattr(S, 'load_semantics', missing)
     assert E.load_semantics_for(ToyDS()) is None and E.load_semantics_for(ToyDS(), 'none') is None

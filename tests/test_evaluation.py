@@ -54,8 +54,11 @@ def test_evaluate_protocols_on_movielens(movielens, tmp_path):
     calls = {'i': 0}
 
     def perfect(input_ids):
-        b = len(input_ids); rows = tloc[calls['i']:calls['i'] + b]; calls['i'] += b
-        s = torch.zeros(b, n); s[torch.arange(b), rows] = 1.0
+        b = len(input_ids)
+        rows = tloc[calls['i']:calls['i'] + b]
+        calls['i'] += b
+        s = torch.zeros(b, n)
+        s[torch.arange(b), rows] = 1.0
         return s
     res = evaluate(perfect, ds, target=0, batch_size=100, candidates_dir=tmp_path)
     assert res['n_cases'] == len(split) and res['HR@1'] == 1.0 and res['MRR'] == 1.0
@@ -130,7 +133,8 @@ def test_mask_history_matches_per_case_masking(movielens):
         s = f(pad_left([cases[r]['history']], 50))[0].clone()
         t = int(ds.local_index[cases[r]['target']])
         for i in cases[r]['history']:
-            if ds.item_domain[i] == target and ds.local_index[i] != t: s[int(ds.local_index[i])] = float('-inf')
+            if ds.item_domain[i] == target and ds.local_index[i] != t:
+                s[int(ds.local_index[i])] = float('-inf')
         assert res['cases']['rank'][r] == int((s >= s[t]).sum())
 
 
@@ -200,7 +204,8 @@ def test_notebook_shows_the_committed_speed_table():
     "The evaluation page's speed table (the notebook's committed output) is the current bench result file."
     nbs = Path(__file__).resolve().parent.parent/'nbs'
     table = nbs/'results'/'evaluation_speed.md'
-    if not table.exists(): pytest.skip('bench/bench_evaluation.py has not written nbs/results/evaluation_speed.md')
+    if not table.exists():
+        pytest.skip('bench/bench_evaluation.py has not written nbs/results/evaluation_speed.md')
     nb = json.loads((nbs/'00a_evaluation.ipynb').read_text())
     shown = [''.join(o['data']['text/markdown']) for c in nb['cells'] if c['cell_type'] == 'code'
              for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]

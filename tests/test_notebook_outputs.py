@@ -16,7 +16,8 @@ def output_text(output: dict) -> str:
 def test_no_committed_output_runs_without_semantics():
     found = []
     for path in sorted(NBS.rglob('*.ipynb')):
-        if '.ipynb_checkpoints' in path.parts: continue
+        if '.ipynb_checkpoints' in path.parts:
+            continue
         cells = json.loads(path.read_text(encoding='utf-8'))['cells']
         for n, cell in enumerate(cells):
             for out in cell.get('outputs', []):

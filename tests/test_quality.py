@@ -74,7 +74,8 @@ def hashed_words(texts, dim=64):
     "A deterministic bag-of-words embedding (no model): one crc32 bucket per lower-cased word."
     out = np.zeros((len(texts), dim), np.float32)
     for r, t in enumerate(texts):
-        for w in str(t).lower().split(): out[r, zlib.crc32(w.encode()) % dim] += 1
+        for w in str(t).lower().split():
+            out[r, zlib.crc32(w.encode()) % dim] += 1
     return out + 1e-3
 
 
@@ -121,6 +122,7 @@ def test_notebook_shows_the_bench_tables():
              for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
     for data in ('movielens', 'food-kitchen'):
         table = NBS/'results'/f'semantics_quality_{data}.md'
-        if not table.exists(): pytest.skip(f'bench/semantics_quality.py has not written {table.name}')
+        if not table.exists():
+            pytest.skip(f'bench/semantics_quality.py has not written {table.name}')
         assert table.read_text() in shown, (f'nbs/01a_semantics_quality.ipynb does not show {table}: re-execute it '
                                             '(see bench/semantics_quality.py)')

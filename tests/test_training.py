@@ -18,17 +18,22 @@ def _env():
 
 
 def _worker(out, *args, check=True, n_proc=1):
-    if n_proc == 1: cmd = [sys.executable, str(WORKER), '--out', str(out), *args]
+    if n_proc == 1:
+        cmd = [sys.executable, str(WORKER), '--out', str(out), *args]
     else:
-        with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(n_proc), '--master_addr', '127.0.0.1',
-               '--master_port', str(port), str(WORKER), '--out', str(out), *args]
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(n_proc), '--master_addr',
+               '127.0.0.1', '--master_port', str(port), str(WORKER), '--out', str(out), *args]
     p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-    if check and p.returncode != 0: raise AssertionError(f'{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr[-3000:]}')
+    if check and p.returncode != 0:
+        raise AssertionError(f'{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr[-3000:]}')
     return p
 
 
-def _results(out): return json.loads((Path(out)/'results.json').read_text())
+def _results(out):
+    return json.loads((Path(out)/'results.json').read_text())
 
 
 def _same_run(a, b):
@@ -70,21 +75,25 @@ def test_two_processes_match_one(tmp_path):
     _worker(two, '--epochs', '2', '--eval-init', n_proc=2)
     r1, r2 = _results(one), _results(two)
     assert (r1['n_processes'], r2['n_processes']) == (1, 2)
-    ds = toy_dataset(); n_valid = len(ds.split(1).valid)
+    ds = toy_dataset()
+    n_valid = len(ds.split(1).valid)
     # the same weights scored by 1 and by 2 processes: identical gathered metrics, every case once
     i1, i2 = (json.loads((d/'init_eval.json').read_text()) for d in (one, two))
     assert sorted(i2['cases']['index']) == list(range(n_valid)) and i1['n_cases'] == i2['n_cases'] == n_valid
-    for k in ('HR@10', 'NDCG@10', 'MRR'): assert i1[k] == pytest.approx(i2[k], abs=1e-6)
+    for k in ('HR@10', 'NDCG@10', 'MRR'):
+        assert i1[k] == pytest.approx(i2[k], abs=1e-6)
     for h1, h2 in zip(r1['history'], r2['history']):
         assert h1['valid_users'] == h2['valid_users'] == n_valid           # checked inside the trainer as well
         assert h1['train_set_digest'] == h2['train_set_digest']            # the same rows in each epoch ...
         assert h1['train_unique'] == h2['train_unique'] == h1['train_examples']
-        assert h2['train_examples'] - h2['train_unique'] < 16              # ... plus accelerate's padding of the last batch
+        # ... plus accelerate's padding of the last batch
+        assert h2['train_examples'] - h2['train_unique'] < 16
         assert abs(h1['loss'] - h2['loss']) < 0.05
     # the 2-process model evaluated in this single process gives the metrics the 2 processes gathered
     m = GRU4Rec.from_pretrained(two/'best')
     v = evaluate(m, ds, 1, 'valid', maxlen=20, batch_size=64)
-    for k in ('HR@10', 'NDCG@10', 'MRR'): assert v[k] == pytest.approx(r2['valid']['full'][k], abs=1e-6)
+    for k in ('HR@10', 'NDCG@10', 'MRR'):
+        assert v[k] == pytest.approx(r2['valid']['full'][k], abs=1e-6)
 
 
 def _quick_cfg(out, **kw):
@@ -128,7 +137,8 @@ def test_changed_text_features_train_again(tmp_path):
     assert epochs_trained(make_model('semacdr', ds, 1)) == []          # same features: the finished run is reused
     m = make_model('semacdr', ds, 1)
     feats = next(b for name, b in m.named_buffers() if name.startswith('feat_'))   # frozen text features
-    with torch.no_grad(): feats[5, 0] += 1e-3                           # one float of one item's embedding
+    with torch.no_grad():
+        feats[5, 0] += 1e-3                           # one float of one item's embedding
     assert epochs_trained(m) == [1, 2]
     fp = json.loads((tmp_path/'run'/'train_config.json').read_text())['fingerprint']
     import semacdr

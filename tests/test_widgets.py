@@ -17,7 +17,8 @@ SLOW = 'slow' in os.environ.get('NBDEV_TEST_FLAGS', '')
 class FakeReducer:
     "A fast reducer whose output depends on the parameters (so a refit visibly moves points); records its calls."
     name = 'fake'
-    def __init__(self): self.calls = []
+    def __init__(self):
+        self.calls = []
     def __call__(self, X, n_neighbors=15, min_dist=0.1, seed=0):
         self.calls.append((len(X), n_neighbors, min_dist))
         return PCAReducer()(X) * (1 + n_neighbors/10) + min_dist
@@ -124,8 +125,10 @@ def test_space_state_without_widgets():
     sp.view = 'mixed'
     sp.update_neighbors()
     assert (sp.neighbors == cross_domain_neighbors(views['mixed'], sp.domain, 5, k=sp.n_cross)[0]).all()
-    with pytest.raises(KeyError, match='neither a view'): sp.vectors('nope')
-    with pytest.raises(ValueError, match='not one of'): SemanticSpace(items, views, view='nope', reducer=red)
+    with pytest.raises(KeyError, match='neither a view'):
+        sp.vectors('nope')
+    with pytest.raises(ValueError, match='not one of'):
+        SemanticSpace(items, views, view='nope', reducer=red)
 
 
 def test_item_text_reference_reuses_fallback_features():
@@ -201,7 +204,8 @@ def test_click_opens_panel_with_other_domain_neighbours(explorer):
     assert p != before and f'item {row}' in p and f'spec text {row}' in p and f'agnostic text {row}' in p
     assert 'Nearest in Movies' in p and p.count('<li>') == ex.n_cross
     assert (ex.domain[ex.neighbors] == 1).all() and (np.diff(ex.neighbor_sims) <= 1e-7).all()
-    for r in ex.neighbors: assert f'item {r}' in p
+    for r in ex.neighbors:
+        assert f'item {r}' in p
     hl = ex.fig.data[2]
     assert len(hl.x) >= 1 and int(hl.customdata[0]) == row and hl.text[0].startswith('★')
     # a click on a point of domain B lists domain A neighbours
@@ -268,7 +272,8 @@ def test_bad_inputs():
     items, _, views = make_items(20)
     with pytest.raises(ValueError, match='shape'):
         SemanticSpaceExplorer(items, {'v': views['mixed'][:10]}, reducer=PCAReducer())
-    with pytest.raises(ValueError, match='empty'): SemanticSpaceExplorer(items, {}, reducer=PCAReducer())
+    with pytest.raises(ValueError, match='empty'):
+        SemanticSpaceExplorer(items, {}, reducer=PCAReducer())
     with pytest.raises(ValueError, match='text reference|shape'):
         SemanticSpace(items, views, reducer=PCAReducer(), text_reference=views['mixed'][:5])
     with pytest.raises(ValueError, match="lacks column 'title'"):
@@ -439,7 +444,8 @@ def test_model_item_views_and_space_from_model(small_model, movielens):
     assert list(views) == ['fused', 'id', 'specific', 'agnostic', 'specific (text encoder)', 'agnostic (text encoder)']
     assert all(v.shape == (ds.n_items, 16) for k, v in views.items() if 'encoder' not in k)
     m.eval()
-    with torch.no_grad(): ref = m.fuse_items(torch.tensor([1, 2, 3]))[0].numpy()
+    with torch.no_grad():
+        ref = m.fuse_items(torch.tensor([1, 2, 3]))[0].numpy()
     assert np.allclose(views['fused'][:3], ref, atol=1e-5)
     twin = untrained_twin(m, seed=0)
     assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), m.state_dict().values()))  # same init
@@ -474,7 +480,8 @@ def test_attention_from_model_matches_model(small_model, movielens):
     assert np.allclose(e.attention.sum(1), rows_with_a_source_before(ds, u), atol=1e-5)   # the whole matrix: 1 or 0
     batch = collate_eval([list(row['history'])], [int(row['target'])], ds.local_index, 30)
     m.eval()
-    with torch.no_grad(): s = m.score(batch['input_ids'])[0].numpy()
+    with torch.no_grad():
+        s = m.score(batch['input_ids'])[0].numpy()
     assert np.allclose(np.sort(s)[::-1][:7], e.top_scores, atol=1e-5)
     assert (ds.item_domain[e.top_items] == 1).all() and e.target == int(row['target'])
     assert e.target_rank == 1 + int((s > s[ds.local_index[e.target]]).sum())

@@ -69,16 +69,20 @@ def process_notebooks(cache: Path, force: bool = False, n_workers: int = 2, quie
     # nbdev itself: when any of them is newer than the cache, start over (nbdev only checks the last two).
     deps = [cfg.config_file, Path(nbdev.serve.__file__), Path(__file__), *cfg.lib_path.rglob('*.py')]
     cache = Path(cache).resolve()
-    if cache.exists() and (force or _newest_mtime(deps) > cache.stat().st_mtime): shutil.rmtree(cache)
+    if cache.exists() and (force or _newest_mtime(deps) > cache.stat().st_mtime):
+        shutil.rmtree(cache)
     cache.mkdir(parents=True, exist_ok=True)
     # Drop what no longer has a source (a renamed or deleted notebook must not stay on the site).
     files = [Path(os.path.abspath(f)) for f in files]
     wanted = {cache/f.relative_to(nbs) for f in files}
     for p in sorted(cache.rglob('*'), reverse=True):
-        if p.is_file() and p not in wanted: p.unlink()
-        elif p.is_dir() and not any(p.iterdir()): p.rmdir()
+        if p.is_file() and p not in wanted:
+            p.unlink()
+        elif p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
     jobs = [(s, d) for f in files if (j := _proc_file(f, cache, nbs)) for s, d, _ in [j]]
-    if not quiet: print(f'nbdev processing {len(jobs)} notebook(s) of {len(files)} file(s) into {cache}', flush=True)
+    if not quiet:
+        print(f'nbdev processing {len(jobs)} notebook(s) of {len(files)} file(s) into {cache}', flush=True)
     if jobs:
         kw = dict(method='spawn') if n_workers > 0 else {}
         parallel(_proc_one, jobs, n_workers=n_workers, pause=0.01, progress=False, **kw)
@@ -100,15 +104,22 @@ def _docs_filter_class():
 
     def what_to_eval(cell):
         "nbdev's `_do_eval`, except that a cell mixing imports with other code runs its imports only."
-        if cell_lang(cell) != 'python' or cell.cell_type != 'code': return None
-        if not cell.source or 'nbdev_export' + '()' in cell.source: return None
+        if cell_lang(cell) != 'python' or cell.cell_type != 'code':
+            return None
+        if not cell.source or 'nbdev_export' + '()' in cell.source:
+            return None
         trees = cell.parsed_()
-        if not trees: return None
-        if cell.directives_.get('eval:', [''])[0].lower() == 'false': return None
-        if cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: return 'all'
-        if _show_docs(trees): return 'all'
+        if not trees:
+            return None
+        if cell.directives_.get('eval:', [''])[0].lower() == 'false':
+            return None
+        if cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'}:
+            return 'all'
+        if _show_docs(trees):
+            return 'all'
         if _ast_contains(trees, (ast.Import, ast.ImportFrom)):
-            if all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in trees): return 'all'
+            if all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in trees):
+                return 'all'
             return 'imports'
         return None
 
@@ -117,11 +128,14 @@ def _docs_filter_class():
         only (nbdev would run a whole cell that mixes imports with other code, i.e. load data or train a model).
         A failing cell is reported instead of aborting the whole site."""
         def __call__(self, cell):
-            if not self.nb.has_docs_ or not hasattr(self, 'k'): return
+            if not self.nb.has_docs_ or not hasattr(self, 'k'):
+                return
             fm = getattr(self.nb, 'frontmatter_', {})
-            if str2bool(fm.get('skip_showdoc', False)): return
+            if str2bool(fm.get('skip_showdoc', False)):
+                return
             how = what_to_eval(cell)
-            if how == 'all': self.k.cell(cell)
+            if how == 'all':
+                self.k.cell(cell)
             elif how == 'imports':
                 imps = [t for t in cell.parsed_() if isinstance(t, (ast.Import, ast.ImportFrom))
                         or ast.unparse(t).startswith('sys.path.')]   # imports, and where they import from
@@ -140,7 +154,8 @@ def _docs_filter_class():
 
 class _LazyDocsFilter:
     "Imports nbdev only when used (keeps `import build_docs` cheap); picklable for spawned workers."
-    def __call__(self): return _docs_filter_class()()
+    def __call__(self):
+        return _docs_filter_class()()
 
 
 DocsFilter = _LazyDocsFilter()
@@ -154,7 +169,8 @@ def _frontmatter(nb) -> dict:
     import yaml
     if nb.cells and nb.cells[0].cell_type == 'raw':
         m = re.match(r'^\s*---\s*\n(.*?)\n---\s*$', nb.cells[0].source, flags=re.DOTALL)
-        if m: return yaml.safe_load(m.group(1)) or {}
+        if m:
+            return yaml.safe_load(m.group(1)) or {}
     return {}
 
 
@@ -171,13 +187,15 @@ class Page:
         self.nb = nbformat.read(self.src, as_version=4)
         for c in self.nb.cells:  # nbdev's processors leave private keys (e.g. `has_sd`) that nbformat rejects
             for k in [k for k in c if k not in ('cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count',
-                                                'attachments')]: del c[k]
+                                                'attachments')]:
+                del c[k]
         self.fm = _frontmatter(self.nb)
         self.out = page_html_path(rel, self.fm)
         self.title = str(self.fm.get('title') or rel.stem)
         self.description = str(self.fm.get('description') or '')
 
-    def __repr__(self): return f'Page({self.rel} -> {self.out})'
+    def __repr__(self):
+        return f'Page({self.rel} -> {self.out})'
 
 
 def find_pages(proc: Path) -> dict[str, Page]:
@@ -192,12 +210,14 @@ def find_pages(proc: Path) -> dict[str, Page]:
 
 def _expand(entry: str, pages: dict[str, Page]) -> list[str]:
     "A sidebar entry (a path or a Quarto glob) as the page keys it names, in file name order."
-    if not _GLOB_CHARS & set(entry): return [entry]
+    if not _GLOB_CHARS & set(entry):
+        return [entry]
     import fnmatch
     anchored = entry.startswith('/')
     pat = entry.lstrip('/')
     def ok(k):
-        if fnmatch.fnmatchcase(k, pat) and (not anchored or k.count('/') == pat.count('/')): return True
+        if fnmatch.fnmatchcase(k, pat) and (not anchored or k.count('/') == pat.count('/')):
+            return True
         # Quarto globs match recursively unless they start with '/'
         return not anchored and any(fnmatch.fnmatchcase('/'.join(k.split('/')[i:]), pat)
                                     for i in range(1, k.count('/') + 1))
@@ -211,16 +231,20 @@ def load_sidebar(nbs: Path, pages: dict[str, Page]) -> list[dict]:
     f = nbs/'sidebar.yml'
     spec = yaml.safe_load(f.read_text()) if f.exists() else {}
     sb = (spec or {}).get('website', {}).get('sidebar', {})
-    if isinstance(sb, list): sb = sb[0] if sb else {}
+    if isinstance(sb, list):
+        sb = sb[0] if sb else {}
     contents = sb.get('contents') if sb else None
-    if contents in (None, 'auto'): contents = ['index.ipynb', '*.ipynb']
+    if contents in (None, 'auto'):
+        contents = ['index.ipynb', '*.ipynb']
 
     def items(c):
-        if isinstance(c, (str, dict)): c = [c]
+        if isinstance(c, (str, dict)):
+            c = [c]
         out = []
         for e in c:
             if isinstance(e, str):
-                if e == 'auto': e = '*.ipynb'
+                if e == 'auto':
+                    e = '*.ipynb'
                 out += [dict(text=pages[k].title if k in pages else k, key=k if k in pages else None, entry=k)
                         for k in _expand(e, pages)]
             elif 'section' in e:
@@ -237,8 +261,10 @@ def load_sidebar(nbs: Path, pages: dict[str, Page]) -> list[dict]:
 
 def _flat(sidebar):
     for e in sidebar:
-        if 'section' in e: yield from _flat(e['contents'])
-        else: yield e
+        if 'section' in e:
+            yield from _flat(e['contents'])
+        else:
+            yield e
 
 
 def _relurl(target: Path, here: Path) -> str:
@@ -252,14 +278,16 @@ def sidebar_html(sidebar, pages, here: Path) -> str:
         for e in items:
             if 'section' in e:
                 inner = render(e['contents'], depth + 1)
-                lis.append(f'<li class="sidebar-section"><span class="sidebar-section-title">{html.escape(e["section"])}'
-                           f'</span>{inner}</li>')
+                lis.append(f'<li class="sidebar-section"><span '
+                           f'class="sidebar-section-title">{html.escape(e["section"])}</span>{inner}</li>')
             elif e['key'] is None:  # a missing page: keep a link so the browser check fails on it
-                lis.append(f'<li><a class="sidebar-link" href="{html.escape(e["entry"])}">{html.escape(e["text"])}</a></li>')
+                lis.append(f'<li><a class="sidebar-link" '
+                           f'href="{html.escape(e["entry"])}">{html.escape(e["text"])}</a></li>')
             else:
                 p = pages[e['key']]
                 cur = ' active' if p.out == here else ''
-                lis.append(f'<li><a class="sidebar-link{cur}" href="{_relurl(p.out, here)}">{html.escape(p.title)}</a></li>')
+                lis.append(f'<li><a class="sidebar-link{cur}" '
+                           f'href="{_relurl(p.out, here)}">{html.escape(p.title)}</a></li>')
         return f'<ul class="sidebar-list depth-{depth}">' + ''.join(lis) + '</ul>'
     return render(sidebar)
 
@@ -277,8 +305,10 @@ def split_cell_options(source: str) -> tuple[dict, str]:
     lines, opts = source.splitlines(), {}
     i = 0
     while i < len(lines) and (m := _re_opt.match(lines[i])):
-        try: v = yaml.safe_load(m.group(2)) if m.group(2) else True
-        except Exception: v = m.group(2)
+        try:
+            v = yaml.safe_load(m.group(2)) if m.group(2) else True
+        except Exception:
+            v = m.group(2)
         opts[m.group(1)] = v
         i += 1
     return opts, '\n'.join(lines[i:])
@@ -301,8 +331,10 @@ def _attrs(s: str) -> tuple[list[str], dict[str, str]]:
 
 def _html_attrs(classes, kv) -> str:
     out = ''
-    if classes: out += f' class="{html.escape(" ".join(classes))}"'
-    for k, v in kv.items(): out += f' {k}="{html.escape(v)}"'
+    if classes:
+        out += f' class="{html.escape(" ".join(classes))}"'
+    for k, v in kv.items():
+        out += f' {k}="{html.escape(v)}"'
     return out
 
 
@@ -316,9 +348,11 @@ def table_code_spans(line: str) -> str:
     """A pipe-table row whose code spans contain `|`, with those spans as inline `<code>` HTML. Pandoc (so Quarto)
     reads code spans before splitting a row into cells; nbconvert's markdown renderer splits on every `|` first and
     then drops the whole table, because the row has more cells than the header."""
-    if not _re_table_row.match(line): return line
+    if not _re_table_row.match(line):
+        return line
     def code(m):
-        if '|' not in m.group(2): return m.group(0)
+        if '|' not in m.group(2):
+            return m.group(0)
         return '<code>' + ''.join(_CODE_ENTITIES.get(c, c) for c in m.group(2).strip()) + '</code>'
     return _re_code_span.sub(code, line)
 
@@ -333,7 +367,8 @@ def unrendered_markdown(page_html: str) -> list[str]:
     from bs4 import BeautifulSoup
     soup = BeautifulSoup(page_html, 'html.parser')
     main = soup.find(id='site-content') or soup.find('main') or soup
-    for el in main.find_all(['pre', 'code', 'script', 'style', 'textarea']): el.decompose()
+    for el in main.find_all(['pre', 'code', 'script', 'style', 'textarea']):
+        el.decompose()
     text = main.get_text()
     found = []
     for what, pat in _UNRENDERED.items():
@@ -348,8 +383,10 @@ def pandoc_to_commonmark(md: str) -> str:
     def img(m):
         alt, src, title, a = m.groups()
         cls, kv = _attrs(a)
-        if 'width' in kv: kv['style'] = f'width:{kv.pop("width")};' + kv.get('style', '')
-        if 'fig-alt' in kv: alt = kv.pop('fig-alt')
+        if 'width' in kv:
+            kv['style'] = f'width:{kv.pop("width")};' + kv.get('style', '')
+        if 'fig-alt' in kv:
+            alt = kv.pop('fig-alt')
         kv = {k: v for k, v in kv.items() if not k.startswith('fig-')}
         t = f' title="{html.escape(title)}"' if title else ''
         return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}"{t}{_html_attrs(cls, kv)}>'
@@ -373,14 +410,17 @@ def pandoc_to_commonmark(md: str) -> str:
             spec = m.group(2)
             cls, kv = _attrs(spec) if spec.startswith('{') else ([spec], {})
             title = kv.pop('title', None)
-            if any(c.startswith('callout') for c in cls): cls = ['callout'] + cls
+            if any(c.startswith('callout') for c in cls):
+                cls = ['callout'] + cls
             out += ['', f'<div{_html_attrs(cls, kv)}>', '']
-            if title: out += [f'<div class="callout-title">{html.escape(title)}</div>', '']
+            if title:
+                out += [f'<div class="callout-title">{html.escape(title)}</div>', '']
             depth += 1
         elif m and depth:  # closing fence
             out += ['', '</div>', '']
             depth -= 1
-        else: out.append(table_code_spans(line))
+        else:
+            out.append(table_code_spans(line))
     out += ['</div>'] * depth
     return '\n'.join(out)
 
@@ -406,15 +446,18 @@ def quarto_cells(nb, resources: dict):
             continue
         if cell.cell_type == 'markdown':
             cell.source = pandoc_to_commonmark(cell.source)
-            if cell.source.strip() == '<!-- WARNING: THIS FILE WAS AUTOGENERATED! DO NOT EDIT! -->': continue
+            if cell.source.strip() == '<!-- WARNING: THIS FILE WAS AUTOGENERATED! DO NOT EDIT! -->':
+                continue
             cells.append(cell)
             continue
         if cell.cell_type != 'code':
             cells.append(cell)
             continue
         opts, cell.source = split_cell_options(cell.source)
-        if opts.get('include') is False: continue
-        if opts.get('output') is False or opts.get('eval') is False and not cell.get('outputs'): cell.outputs = []
+        if opts.get('include') is False:
+            continue
+        if opts.get('output') is False or opts.get('eval') is False and not cell.get('outputs'):
+            cell.outputs = []
         if opts.get('echo') is False or not cell.source.strip():
             cell.metadata.setdefault('transient', {})['remove_source'] = True
         if 'code-fold' in opts:
@@ -422,7 +465,8 @@ def quarto_cells(nb, resources: dict):
             cell.metadata['code_summary'] = str(opts.get('code-summary', 'Code'))
         for out in cell.get('outputs', []):
             data = out.get('data')
-            if not data: continue
+            if not data:
+                continue
             if 'text/markdown' in data:
                 md = data['text/markdown']
                 data['text/markdown'] = pandoc_to_commonmark(''.join(md) if isinstance(md, list) else md)
@@ -435,7 +479,8 @@ def quarto_cells(nb, resources: dict):
                     resources['needs_plotly'] = True
                     h = _PLOTLY_CDN.sub('', h)
                 data['text/html'] = h
-        if cell.source.strip() or cell.get('outputs'): cells.append(cell)
+        if cell.source.strip() or cell.get('outputs'):
+            cells.append(cell)
     nb.cells = cells
     return nb
 
@@ -454,9 +499,12 @@ def _markdown_exporter_class():
             except Exception:
                 return (f'<code class="math">{self.escape_html(body)}</code>' if display == 'inline'
                         else f'<pre class="math">{self.escape_html(body)}</pre>')
-        def block_math(self, body): return self._mathml(body, 'block')
-        def inline_math(self, body): return self._mathml(body, 'inline')
-        def latex_environment(self, name, body): return self._mathml(f'\\begin{{{name}}}{body}\\end{{{name}}}', 'block')
+        def block_math(self, body):
+            return self._mathml(body, 'block')
+        def inline_math(self, body):
+            return self._mathml(body, 'inline')
+        def latex_environment(self, name, body):
+            return self._mathml(f'\\begin{{{name}}}{body}\\end{{{name}}}', 'block')
 
     class SiteHTMLExporter(HTMLExporter):
         @pass_context
@@ -501,36 +549,46 @@ def finish_html(doc: str, page: Page, pages: dict[str, Page], site: str) -> str:
     # heading ids
     seen, toc = set(), []
     for h in main.find_all(['h1', 'h2', 'h3', 'h4', 'h5', 'h6']):
-        for a in h.find_all('a', class_='anchor-link'): a.decompose()
-        if h.get('class') and 'title' in h['class']: continue
+        for a in h.find_all('a', class_='anchor-link'):
+            a.decompose()
+        if h.get('class') and 'title' in h['class']:
+            continue
         base = pandoc_id(h.get_text())
         hid, n = base, 1
-        while hid in seen: hid, n = f'{base}-{n}', n + 1
+        while hid in seen:
+            hid, n = f'{base}-{n}', n + 1
         seen.add(hid)
         h['id'] = hid
         h['class'] = h.get('class', []) + ['anchored']
-        if h.name in ('h2', 'h3'): toc.append((h.name, hid, h.get_text().strip()))
+        if h.name in ('h2', 'h3'):
+            toc.append((h.name, hid, h.get_text().strip()))
     # links: the published site's absolute URLs and .ipynb sources become relative links to the built pages
     for tag, attr in (('a', 'href'), ('img', 'src'), ('script', 'src'), ('link', 'href')):
         for el in soup.find_all(tag):
             url = el.get(attr)
-            if not url: continue
+            if not url:
+                continue
             from_site = tag == 'a' and url.startswith(site)    # nbdev's doc links name the published site
-            if from_site: url = url[len(site):] or 'index.html'
-            if re.match(r'^[a-z][\w+.-]*:', url) or url.startswith(('#', '/', '//')): continue
+            if from_site:
+                url = url[len(site):] or 'index.html'
+            if re.match(r'^[a-z][\w+.-]*:', url) or url.startswith(('#', '/', '//')):
+                continue
             path, frag = (url.split('#', 1) + [''])[:2]
             if from_site:  # a path from the site root
-                if path.endswith('.ipynb') and path in by_src: path = by_src[path].out.as_posix()
+                if path.endswith('.ipynb') and path in by_src:
+                    path = by_src[path].out.as_posix()
                 path = _relurl(Path(path), page.out) if path else ''
             elif path.endswith('.ipynb'):  # a notebook relative to this one: its page
                 key = os.path.normpath((page.rel.parent/path).as_posix()).replace(os.sep, '/')
-                if key in by_src: path = _relurl(by_src[key].out, page.out)
+                if key in by_src:
+                    path = _relurl(by_src[key].out, page.out)
             el[attr] = path + ('#' + frag if frag else '')
     # table of contents
     if toc:
         items = ''.join(f'<li class="toc-{lvl}"><a href="#{hid}">{html.escape(txt)}</a></li>' for lvl, hid, txt in toc)
         toc_html = f'<h2 class="toc-title">On this page</h2><ul>{items}</ul>'
-    else: toc_html = ''
+    else:
+        toc_html = ''
     out = str(soup).replace('<!--SITE-TOC-->', toc_html)
     return out
 
@@ -546,7 +604,8 @@ def _assets(out: Path, needs_plotly: bool):
     lab = Path(sys.prefix)/'share'/'jupyter'/'nbconvert'/'templates'/'lab'/'static'
     if not lab.exists():  # a user-level or system install of nbconvert's templates
         from jupyter_core.paths import jupyter_path
-        lab = next(Path(p)/'lab'/'static' for p in jupyter_path('nbconvert', 'templates') if (Path(p)/'lab'/'static').exists())
+        lab = next(Path(p)/'lab'/'static'
+                   for p in jupyter_path('nbconvert', 'templates') if (Path(p)/'lab'/'static').exists())
     (a/'jupyterlab.css').write_text((lab/'index.css').read_text() + '\n' + (lab/'theme-light.css').read_text())
     (a/'pygments.css').write_text(pygments.formatters.HtmlFormatter(style='default').get_style_defs('.highlight'))
     shutil.copy2(TEMPLATES/'site.css', a/'site.css')
@@ -567,7 +626,8 @@ def build(out: Path | str | None = None, cache: Path | str | None = None, force:
     sidebar = load_sidebar(proc if (proc/'sidebar.yml').exists() else cfg.nbs_path, pages)
     site = site_url(cfg)
     exporter = make_exporter()
-    if out.exists(): shutil.rmtree(out)
+    if out.exists():
+        shutil.rmtree(out)
     out.mkdir(parents=True)
     needs_plotly = False
     for key, page in pages.items():
@@ -594,12 +654,14 @@ def build(out: Path | str | None = None, cache: Path | str | None = None, force:
             shutil.copy2(p, out/rel)
     _assets(out, needs_plotly)
     (out/'.nojekyll').touch()
-    nav = [dict(text=e['text'], href=pages[e['key']].out.as_posix() if e['key'] else e['entry']) for e in _flat(sidebar)]
+    nav = [dict(text=e['text'], href=pages[e['key']].out.as_posix() if e['key'] else e['entry'])
+           for e in _flat(sidebar)]
     (out/'site.json').write_text(json.dumps(dict(
         pages=[dict(source=f'nbs/{k}', href=p.out.as_posix(), title=p.title) for k, p in pages.items()],
         sidebar=nav), indent=1))
     dt = time.time() - t0
-    if not quiet: print(f'built {len(pages)} pages into {out} in {dt:.1f}s')
+    if not quiet:
+        print(f'built {len(pages)} pages into {out} in {dt:.1f}s')
     return dict(pages=[p.out.as_posix() for p in pages.values()], seconds=dt, out=out)
 
 
@@ -629,7 +691,8 @@ def render_readme() -> tuple[str, dict[str, bytes]]:
     fm = _frontmatter(nb)
     quarto_cells(nb, {})
     for cell in nb.cells:  # Quarto's gfm writer drops the input of `echo: false` cells
-        if cell.cell_type == 'code' and cell.metadata.get('transient', {}).get('remove_source'): cell.source = ''
+        if cell.cell_type == 'code' and cell.metadata.get('transient', {}).get('remove_source'):
+            cell.source = ''
     exp = MarkdownExporter()
     body, res = exp.from_notebook_node(nb, resources=dict(output_files_dir=README_IMAGES, unique_key='index'))
     files = {}
@@ -646,22 +709,27 @@ def render_readme() -> tuple[str, dict[str, bytes]]:
     body = re.sub(r'(\[[^\]]*\])\((?![a-z]+:)([^)\s]+\.ipynb(?:#[^)\s]*)?)\)', pub, body)
     body = re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'
     head = f'# {fm.get("title", cfg.title)}\n\n'
-    head += '<!-- WARNING: THIS FILE WAS AUTOGENERATED FROM nbs/index.ipynb BY tools/build_docs.py --readme. DO NOT EDIT! -->\n\n'
-    if fm.get('description'): head += f'> {fm["description"]}\n\n'
+    head += ('<!-- WARNING: THIS FILE WAS AUTOGENERATED FROM nbs/index.ipynb BY tools/build_docs.py --readme. '
+             'DO NOT EDIT! -->\n\n')
+    if fm.get('description'):
+        head += f'> {fm["description"]}\n\n'
     return head + body, files
 
 
 def _plain(o):
     "An execnb notebook (AttrDict with extra attributes) as plain json-able data."
-    if isinstance(o, dict): return {k: _plain(v) for k, v in o.items() if not k.endswith('_')}
-    if isinstance(o, list): return [_plain(v) for v in o]
+    if isinstance(o, dict):
+        return {k: _plain(v) for k, v in o.items() if not k.endswith('_')}
+    if isinstance(o, list):
+        return [_plain(v) for v in o]
     return o
 
 
 def write_readme() -> Path:
     text, files = render_readme()
     img = ROOT/README_IMAGES
-    if img.exists(): shutil.rmtree(img)
+    if img.exists():
+        shutil.rmtree(img)
     for name, data in files.items():
         (ROOT/name).parent.mkdir(parents=True, exist_ok=True)
         (ROOT/name).write_bytes(data)
@@ -682,17 +750,20 @@ def readme_drift() -> list[str]:
         problems.append('README.md differs from nbs/index.ipynb:\n' + diff)
     for name, data in files.items():
         p = ROOT/name
-        if not p.exists() or p.read_bytes() != data: problems.append(f'{name} is missing or differs')
+        if not p.exists() or p.read_bytes() != data:
+            problems.append(f'{name} is missing or differs')
     img = ROOT/README_IMAGES
     if img.exists():
         extra = [p.relative_to(ROOT).as_posix() for p in img.rglob('*') if p.is_file()]
         extra = [e for e in extra if e not in files]
-        if extra: problems.append(f'stale README images: {extra}')
+        if extra:
+            problems.append(f'stale README images: {extra}')
     return problems
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', help='output folder (default: settings.ini doc_path, i.e. _docs)')
     ap.add_argument('--cache', help='nbdev processing cache (default: _proc)')
     ap.add_argument('--force', action='store_true', help='re-process every notebook')
@@ -702,13 +773,19 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.check_readme:
         problems = readme_drift()
-        for p in problems: print(p)
-        if problems: print('run: make readme'); return 1
-        print('README.md is in sync with nbs/index.ipynb'); return 0
+        for p in problems:
+            print(p)
+        if problems:
+            print('run: make readme')
+            return 1
+        print('README.md is in sync with nbs/index.ipynb')
+        return 0
     if a.readme:
-        print(f'wrote {write_readme()}'); return 0
+        print(f'wrote {write_readme()}')
+        return 0
     r = build(a.out, a.cache, force=a.force, n_workers=a.workers)
-    for p in r['pages']: print('  ', p)
+    for p in r['pages']:
+        print('  ', p)
     return 0
 
 

@@ -31,7 +31,8 @@ def main(argv=None):
         ds = load_named(name)
         cfg = SemanticsConfig(num_threads=a.threads, batch_size=a.batch_size, quantize=a.quantize)
         path = release_path(ds.name, cfg)
-        if a.manifest_only and not path.exists(): continue
+        if a.manifest_only and not path.exists():
+            continue
         if not a.manifest_only:
             for tier in TIERS[name]:
                 c = SemanticsConfig(**{**cfg.__dict__, 'max_items': tier})
@@ -40,7 +41,8 @@ def main(argv=None):
                     backend = make_backend(c)
                 store = generate_semantics(ds, c, store_dir=path, backend=backend, progress=True)
                 st = dict(store.last_run, tier=tier, quantize=a.quantize, threads=a.threads, finished=time.time())
-                with open(path/'generation_log.jsonl', 'a', encoding='utf-8') as f: f.write(json.dumps(st) + '\n')
+                with open(path/'generation_log.jsonl', 'a', encoding='utf-8') as f:
+                    f.write(json.dumps(st) + '\n')
         m = write_manifest(path, ds, cfg)
         print(json.dumps({k: m[k] for k in ('data', 'items', 'covered', 'fallbacks', 'files')}), file=sys.stderr)
     return 0

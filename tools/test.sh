@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: notebooks clean, library in sync with notebooks, notebook tests, pytest.
+# The whole test suite: notebooks clean, library in sync with notebooks, ruff (line length and one statement per
+# line; settings in pyproject.toml), notebook tests, pytest.
 # SEMACDR_SKIP_BROWSER=1 skips the tests that drive headless Chromium (docs site in the browser, widgets in
 # JupyterLab); pytest lists them as skipped. `make test SKIP_BROWSER=1` sets it and installs no Chromium.
 set -euo pipefail
@@ -24,6 +25,9 @@ before=$(digest semacdr)
 nbdev_export
 after=$(digest semacdr)
 if [ "$before" != "$after" ]; then diff <(echo "$before") <(echo "$after") || true; echo "nbdev_export changed semacdr/: export and commit"; exit 1; fi
+
+echo "== ruff"
+ruff check nbs tests bench tools
 
 echo "== nbdev_test"
 nbdev_test --n_workers 2 --timing ${NBDEV_TEST_FLAGS:+--flags "$NBDEV_TEST_FLAGS"}
