@@ -28,12 +28,13 @@ def repo_root() -> Path | None:
     "The root of the source checkout this package was imported from, if it is one (a folder with `settings.ini`)."
     here = Path(__file__).resolve().parent.parent if '__file__' in globals() else Path.cwd()
     for p in [here, *here.parents, Path.cwd(), *Path.cwd().parents]:
-        if (p/'settings.ini').exists() and (p/'semacdr').is_dir(): return p
+        if (p/'settings.ini').exists() and (p/'semacdr').is_dir():
+            return p
     return None
 
 def shared_data_dir(name: str = '', # a data set folder inside it, e.g. 'food-kitchen'
                    ) -> Path | None:
-    "The team's shared real-data folder (`$SEMACDR_SHARED_DATA`, else `../shared/data` beside the repo), or None if absent."
+    "The shared real-data folder (`$SEMACDR_SHARED_DATA`, else `../shared/data` beside the repo), or None if absent."
     env = os.environ.get('SEMACDR_SHARED_DATA')
     root = Path(env) if env else (repo_root() or Path.cwd()).parent/'shared'/'data'
     path = root/name if name else root
@@ -44,14 +45,18 @@ def set_seed(seed: int, # one seed for python, numpy and torch
             ):
     "Seed every random number generator the pipeline uses."
     import torch
-    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 def stable_hash(*parts: Any, # strings, numbers or json-serialisable objects
                 n: int = 16, # hex characters kept
                ) -> str:
     "A short sha256 of `parts` that is the same on every machine and Python run (unlike `hash`)."
     h = hashlib.sha256()
-    for p in parts: h.update(json.dumps(p, sort_keys=True, ensure_ascii=False, default=str).encode()); h.update(b'\x1f')
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, ensure_ascii=False, default=str).encode())
+        h.update(b'\x1f')
     return h.hexdigest()[:n]
 
 # %% ../nbs/00_core.ipynb #2e0c8658
@@ -59,13 +64,18 @@ def atomic_write_bytes(path: Path | str, # destination file
                        data: bytes, # content
                       ) -> Path:
     "Write `data` to `path` atomically (temp file + `os.replace`)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 def atomic_write_text(path: Path | str, text: str) -> Path:
@@ -84,38 +94,49 @@ def from_dict(cls, d: dict | None, # values to set; missing keys keep their defa
     d = dict(d or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(fields))
-    if unknown: raise ValueError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; known: {sorted(fields)}")
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; known: {sorted(fields)}")
     hints = __import__('typing').get_type_hints(cls)
     for k, v in d.items():
         t = hints.get(k)
-        if dataclasses.is_dataclass(t) and isinstance(v, dict): d[k] = from_dict(t, v, f'{where}.{k}')
-        elif isinstance(v, list) and isinstance(getattr(cls, k, None), tuple): d[k] = tuple(v)
+        if dataclasses.is_dataclass(t) and isinstance(v, dict):
+            d[k] = from_dict(t, v, f'{where}.{k}')
+        elif isinstance(v, list) and isinstance(getattr(cls, k, None), tuple):
+            d[k] = tuple(v)
     return cls(**d)
 
 def save_config(cfg, path: Path | str) -> Path:
     "Save a dataclass config as json (`.json`) or yaml (`.yaml`/`.yml`)."
-    path = Path(path); d = to_dict(cfg)
+    path = Path(path)
+    d = to_dict(cfg)
     if path.suffix in ('.yaml', '.yml'):
-        import yaml; return atomic_write_text(path, yaml.safe_dump(d, sort_keys=False))
+        import yaml
+        return atomic_write_text(path, yaml.safe_dump(d, sort_keys=False))
     return atomic_write_text(path, json.dumps(d, indent=2))
 
 def load_config(cls, path: Path | str):
     "Load a dataclass config saved by `save_config` (json or yaml)."
-    path = Path(path); txt = path.read_text(encoding='utf-8')
+    path = Path(path)
+    txt = path.read_text(encoding='utf-8')
     if path.suffix in ('.yaml', '.yml'):
-        import yaml; d = yaml.safe_load(txt)
-    else: d = json.loads(txt)
+        import yaml
+        d = yaml.safe_load(txt)
+    else:
+        d = json.loads(txt)
     return from_dict(cls, d, str(path))
 
 # %% ../nbs/00_core.ipynb #2f09941e
 def _json_value(text: str):
     "A JSON value where `text` parses as one (numbers, lists, objects, true/false/null), else the string itself."
-    try: return json.loads(text)
-    except json.JSONDecodeError: return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 def _none_or(convert):
     "`convert`, except that 'none' / 'null' give None (for `X | None` fields)."
-    def parse(text: str): return None if text.lower() in ('none', 'null') else convert(text)
+    def parse(text: str):
+        return None if text.lower() in ('none', 'null') else convert(text)
     parse.__name__ = getattr(convert, '__name__', 'value')   # argparse names the type in its error messages
     return parse
 
@@ -125,10 +146,13 @@ def _option_kwargs(tp) -> dict:
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         kw = _option_kwargs(inner[0]) if len(inner) == 1 else {'type': _json_value}
-        if type(None) in args and 'type' in kw: kw['type'] = _none_or(kw['type'])
+        if type(None) in args and 'type' in kw:
+            kw['type'] = _none_or(kw['type'])
         return kw
-    if tp is bool: return {'action': argparse.BooleanOptionalAction}
-    if tp in (int, float, str): return {'type': tp}
+    if tp is bool:
+        return {'action': argparse.BooleanOptionalAction}
+    if tp in (int, float, str):
+        return {'type': tp}
     if tp in (tuple, list) or origin in (tuple, list):
         items = [a for a in args if a is not Ellipsis]
         fixed = origin is tuple and items and Ellipsis not in args
@@ -141,12 +165,16 @@ def _option_fields(cls, prefix: str = ''):
     "(dotted name, type, field, help) of every leaf field of dataclass `cls`, nested dataclasses flattened."
     from fastcore.docments import docments
     hints = typing.get_type_hints(cls)
-    try: docs = docments(cls)
-    except (OSError, TypeError): docs = {}   # no source to read the comments from (e.g. a class built at run time)
+    try:
+        docs = docments(cls)
+    except (OSError, TypeError):
+        docs = {}   # no source to read the comments from (e.g. a class built at run time)
     for f in dataclasses.fields(cls):
         tp = hints.get(f.name, str)
-        if dataclasses.is_dataclass(tp): yield from _option_fields(tp, f'{prefix}{f.name}.')
-        else: yield f'{prefix}{f.name}', tp, f, docs.get(f.name)
+        if dataclasses.is_dataclass(tp):
+            yield from _option_fields(tp, f'{prefix}{f.name}.')
+        else:
+            yield f'{prefix}{f.name}', tp, f, docs.get(f.name)
 
 def add_config_options(parser: argparse.ArgumentParser, # options are added to it
                        cls,                              # a config dataclass
@@ -155,7 +183,8 @@ def add_config_options(parser: argparse.ArgumentParser, # options are added to i
                       ) -> argparse.ArgumentParser:
     "Add one `--field` option per field of `cls` (nested dataclasses as `--section.field`), help from inline comments."
     for name, tp, f, doc in _option_fields(cls, prefix):
-        if name in skip: continue
+        if name in skip:
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help = f"{doc or ''} (default: {default!r})".strip().replace('%', '%%')
         parser.add_argument('--' + name.replace('_', '-'), dest=name, default=argparse.SUPPRESS, help=help,
@@ -169,13 +198,15 @@ def given_options(ns: argparse.Namespace, # parsed arguments
     "The options the user gave, as a nested dict of field values (ready for `from_dict(cls, ...)`)."
     out, given = {}, vars(ns)
     for name, tp, f, doc in _option_fields(cls, prefix):
-        if name not in given: continue
+        if name not in given:
+            continue
         v = given[name]
         if isinstance(v, list) and (tp is tuple or typing.get_origin(tp) is tuple or isinstance(f.default, tuple)):
             v = tuple(v)
         *sections, leaf = name[len(prefix):].split('.')
         d = out
-        for s in sections: d = d.setdefault(s, {})
+        for s in sections:
+            d = d.setdefault(s, {})
         d[leaf] = v
     return out
 
