@@ -40,13 +40,14 @@ ITEM_TEXT_FIELDS = ('title', 'category', 'brand', 'description')
 class DomainSplit:
     "Training sequences and evaluation cases for one direction: source domain `1-target` → target domain `target`."
     target: int        # index of the target domain (0 = A, 1 = B)
-    train: Dataset     # user:str, items:list[int] — mixed chronological sequences with at least one target item to predict
+    # user:str, items:list[int] — mixed chronological sequences with at least one target item to predict
+    train: Dataset
     valid: Dataset     # user:str, history:list[int], target:int — history strictly before the validation target
     test: Dataset      # user:str, history:list[int], target:int — history strictly before the test target
 
 @dataclass
 class CrossDomainDataset:
-    "Two domains, their items, users' mixed chronological sequences, and one leakage-free `DomainSplit` per target domain."
+    "Two domains, their items, users' mixed chronological sequences and one leakage-free `DomainSplit` per target."
     name: str                       # e.g. 'ml-100k:Comedy-Drama'
     domains: tuple[str, str]        # human-readable domain names, index 0 = A, 1 = B
     items: Dataset                  # item_id, domain, title, category, brand, description
@@ -61,14 +62,17 @@ class CrossDomainDataset:
         if len(self.item_domain) and (np.diff(self.item_domain) < 0).any():
             raise ValueError(f"{self.name}: domain A's items must come before domain B's")
         self.local_index = np.zeros(len(self.item_domain), dtype=np.int64)
-        for d in (0, 1): self.local_index[self.item_domain == d] = np.arange((self.item_domain == d).sum())
+        for d in (0, 1):
+            self.local_index[self.item_domain == d] = np.arange((self.item_domain == d).sum())
 
     @property
-    def n_items(self) -> int: return len(self.item_domain)
+    def n_items(self) -> int:
+        return len(self.item_domain)
     def domain_items(self, d: int) -> np.ndarray:
         "Global ids of domain `d`'s items (their position is their local index)."
         return np.flatnonzero(self.item_domain == d)
-    def split(self, target: int) -> DomainSplit: return self.splits[target]
+    def split(self, target: int) -> DomainSplit:
+        return self.splits[target]
     def item_text(self, i: int) -> str:
         "The item's own content as one line of text: title, then whichever other text fields exist."
         row = self.items[int(i)]
@@ -90,7 +94,8 @@ def domain_views(seq: Sequence[int],   # mixed chronological item ids
             'mixed': seq}
 
 # %% ../nbs/00_data.ipynb #30669152
-def _positions_in(seq, item_domain, d): return [p for p, i in enumerate(seq) if item_domain[i] == d]
+def _positions_in(seq, item_domain, d):
+    return [p for p, i in enumerate(seq) if item_domain[i] == d]
 
 def _held_out(seq, item_domain, target, min_target):
     "Positions of the validation and test targets in `seq` (the last two target-domain items), or None if too few."
@@ -106,7 +111,8 @@ def leave_one_out(sequences: Dataset,       # user, items (mixed, chronological)
     train, valid, test = defaultdict(list), defaultdict(list), defaultdict(list)
     for user, seq in zip(sequences['user'], sequences['items']):
         held = _held_out(seq, item_domain, target, min_target)
-        if held is None: continue
+        if held is None:
+            continue
         p_valid, p_test = held
         for table, hist, tgt in ((valid, seq[:p_valid], seq[p_valid]), (test, seq[:p_test], seq[p_test])):
             table['user'].append(user)
@@ -133,31 +139,39 @@ class _Reader:
     "Line-by-line reader of a text (optionally gzipped) file that reports problems with file, line and field."
     def __init__(self, path, on_error='raise'):
         self.path, self.on_error, self.skipped = Path(path), on_error, Counter()
-        if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-        if not self.path.exists(): raise DataError(self.path, None, None, "file not found")
+        if on_error not in ('raise', 'skip'):
+            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        if not self.path.exists():
+            raise DataError(self.path, None, None, "file not found")
     def lines(self) -> Iterator[tuple[int, str]]:
         gz, n = self.path.suffix == '.gz', 0
         try:
             with (gzip.open if gz else open)(self.path, 'rb') as f:
                 for n, raw in enumerate(f, 1):
-                    try: line = raw.decode('utf-8')
+                    try:
+                        line = raw.decode('utf-8')
                     except UnicodeDecodeError as e:
                         self.fail(n, None, f"not valid UTF-8 ({e.reason} at byte {e.start})")
                         continue
-                    if line.strip(): yield n, line.rstrip('\r\n')
+                    if line.strip():
+                        yield n, line.rstrip('\r\n')
         except (OSError, EOFError, zlib.error) as e:  # gzip: BadGzipFile is an OSError, a cut-off file an EOFError
-            if not gz: raise
+            if not gz:
+                raise
             where = f"after line {n}" if n else "before its first line"
             raise DataError(self.path, None, None, f"corrupt gzip file, {where} ({type(e).__name__}: {e})") from e
     def fail(self, line, field, problem):
         "Raise, or count a skip when the config allows skipping."
-        if self.on_error == 'raise': raise DataError(self.path, line, field, problem)
+        if self.on_error == 'raise':
+            raise DataError(self.path, line, field, problem)
         self.skipped[problem.split(':')[0]] += 1
 
 # %% ../nbs/00_data.ipynb #4ed6d7d5
 def _parse_ids(reader, n, text, field):
-    try: return [int(x) for x in text.split(',')]
-    except ValueError: reader.fail(n, field, f"expected comma-separated integer item ids, got {text[:60]!r}")
+    try:
+        return [int(x) for x in text.split(',')]
+    except ValueError:
+        reader.fail(n, field, f"expected comma-separated integer item ids, got {text[:60]!r}")
 
 # %% ../nbs/00_data.ipynb #4fc5fe78
 class _PlainUnpickler(pickle.Unpickler):
@@ -174,11 +188,14 @@ def _code_opcode(data: bytes) -> str | None:
     "Why `data` is refused (the first opcode that would load or call code), or None; raises if it is not a pickle."
     strings = []
     for op, arg, pos in pickletools.genops(data):
-        if isinstance(arg, str): strings.append(arg)
-        if op.name not in _CODE_OPCODES: continue
+        if isinstance(arg, str):
+            strings.append(arg)
+        if op.name not in _CODE_OPCODES:
+            continue
         wants = arg.replace(' ', '.') if op.name in ('GLOBAL', 'INST') and arg else '.'.join(strings[-2:])
         return f"opcode {op.name} at byte {pos}" + (f" asks for the Python object {wants}" if wants else "")
-    if pos + 1 != len(data): raise ValueError(f"{len(data) - pos - 1} bytes after the pickle's end")
+    if pos + 1 != len(data):
+        raise ValueError(f"{len(data) - pos - 1} bytes after the pickle's end")
     return None
 
 def _not_plain(obj) -> str | None:
@@ -187,24 +204,29 @@ def _not_plain(obj) -> str | None:
     while stack:
         o = stack.pop()
         if isinstance(o, _PLAIN_CONTAINERS):
-            if id(o) in seen: continue
+            if id(o) in seen:
+                continue
             seen.add(id(o))
             stack.extend([*o.keys(), *o.values()] if isinstance(o, dict) else o)
-        elif not isinstance(o, _PLAIN_ATOMS): return f"a {type(o).__name__}"
+        elif not isinstance(o, _PLAIN_ATOMS):
+            return f"a {type(o).__name__}"
     return None
 
 def read_plain_pickle(path: str | Path, # a pickle written by someone else
                      ) -> dict | list | tuple | set | frozenset | str | int | float | bool | None:
     "The plain data (containers, strings, numbers) in a third-party pickle; anything that could run code is refused."
     path = Path(path)
-    if not path.exists(): raise DataError(path, None, None, "file not found")
+    if not path.exists():
+        raise DataError(path, None, None, "file not found")
     data = path.read_bytes()
     try:
         refusal = _code_opcode(data)
-        if refusal is None: obj = _PlainUnpickler(io.BytesIO(data)).load()
+        if refusal is None:
+            obj = _PlainUnpickler(io.BytesIO(data)).load()
     except Exception as e:  # the pickle machine's errors for cut-off or damaged files are of many types
         raise DataError(path, None, None, f"not a readable pickle ({type(e).__name__}: {e})") from e
-    if refusal is None and (found := _not_plain(obj)): refusal = f"it holds {found}"
+    if refusal is None and (found := _not_plain(obj)):
+        refusal = f"it holds {found}"
     if refusal:
         raise DataError(path, None, None, f"refused to unpickle: {refusal}; only containers, strings and numbers "
                                           "are read from pickles we did not write")
@@ -216,7 +238,8 @@ def _read_items_jsonl(path, domains, on_error):
     r = _Reader(path, on_error)
     rows, seen = [], {}
     for n, line in r.lines():
-        try: obj = json.loads(line)
+        try:
+            obj = json.loads(line)
         except json.JSONDecodeError as e:
             r.fail(n, None, f"invalid JSON ({e.msg})")
             continue
@@ -228,8 +251,10 @@ def _read_items_jsonl(path, domains, on_error):
             iid, dom, title = obj['item_id'], obj['domain'], obj['title'].strip()
             if dom not in domains:
                 r.fail(n, 'domain', f"unknown domain {dom!r}; expected one of {list(domains)}")
-            elif not title: r.fail(n, 'title', "empty title")
-            elif iid in seen: r.fail(n, 'item_id', f"duplicate item id {iid} (first on line {seen[iid]})")
+            elif not title:
+                r.fail(n, 'title', "empty title")
+            elif iid in seen:
+                r.fail(n, 'item_id', f"duplicate item id {iid} (first on line {seen[iid]})")
             else:
                 seen[iid] = n
                 rows.append({'item_id': iid, 'domain': domains.index(dom), 'title': title,
@@ -256,7 +281,8 @@ def _read_seq_file(path, n_items, on_error):
             r.fail(n, None, f"expected 'user<TAB>ids', got {len(parts)} tab-separated fields")
             continue
         ids = _parse_ids(r, n, parts[1].strip(), 'items')
-        if ids is None: continue
+        if ids is None:
+            continue
         bad = [i for i in ids if not 0 <= i < n_items]
         if bad:
             r.fail(n, 'items', f"unknown item id {bad[0]} (items are 0..{n_items-1})")
@@ -272,8 +298,10 @@ def _read_count_file(path, n_values, field):
     "A file of one integer per line (`num.txt`, `instance_num.txt`)."
     values = []
     for n, line in _Reader(path).lines():
-        try: values.append(int(line.strip()))
-        except ValueError: raise DataError(path, n, field, f"expected an integer, got {line.strip()[:40]!r}") from None
+        try:
+            values.append(int(line.strip()))
+        except ValueError:
+            raise DataError(path, n, field, f"expected an integer, got {line.strip()[:40]!r}") from None
     if len(values) != n_values:
         raise DataError(path, None, field, f"expected {n_values} integers, one per line, got {len(values)}")
     return values
@@ -284,7 +312,8 @@ def _read_release_dict(path, value_type):
     if not isinstance(obj, dict):
         raise DataError(path, None, None, f"expected a dict ASIN → {value_type.__name__}, got a {type(obj).__name__}")
     for key, value in obj.items():
-        if not isinstance(key, str): raise DataError(path, None, None, f"expected ASIN keys (str), got {key!r}")
+        if not isinstance(key, str):
+            raise DataError(path, None, None, f"expected ASIN keys (str), got {key!r}")
         if type(value) is not value_type:
             raise DataError(path, None, key, f"expected {value_type.__name__} values, got a {type(value).__name__}")
     return obj
@@ -303,7 +332,8 @@ def _read_release_items(path):
             if asin not in titles:
                 raise DataError(text_file, None, asin, f"no title for this item of {index_file.name}")
             title = titles[asin].strip()
-            if not title: raise DataError(text_file, None, asin, "empty title")
+            if not title:
+                raise DataError(text_file, None, asin, "empty title")
             rows.append({'item_id': len(rows), 'domain': d, 'title': title, **{k: '' for k in ITEM_TEXT_FIELDS[1:]}})
     return rows
 
@@ -329,7 +359,8 @@ def llmcdsr_dir(name: str = 'food-kitchen', # one of LLMCDSR's data sets: 'food-
             raise FileNotFoundError(f"{LLMCDSR_ENV}={env} has no folder {name}/ (set it to LLMCDSR's data/ folder)")
         return folder
     for found in (shared_data_dir(name), shared_data_dir(f'llmcdsr-release/{name}')):
-        if found is not None: return found
+        if found is not None:
+            return found
     raise FileNotFoundError(f"data set {name!r} not found: clone github.com/xhran2010/LLMCDSR and set {LLMCDSR_ENV} "
                             "to its data/ folder, or pass the folder")
 
@@ -344,7 +375,8 @@ def load_llmcdsr(path: str | Path | None = None, # a folder in either layout (ab
         layout, domains = 'items.jsonl', domains or ('food', 'kitchen')
         rows, skipped = _read_items_jsonl(path/'items.jsonl', domains, on_error)
     elif (path/'text_A.pkl').exists():
-        if domains is None: raise ValueError(f"{path}: pass domains=(A, B); the release's files do not name them")
+        if domains is None:
+            raise ValueError(f"{path}: pass domains=(A, B); the release's files do not name them")
         layout, rows, skipped = 'release', _read_release_items(path), Counter()
     else:
         raise DataError(path, None, None, "not an LLMCDSR data folder: it has neither items.jsonl nor text_A.pkl")
@@ -393,8 +425,10 @@ def read_atomic(path: Path, # a RecBole atomic file (.inter, .item, ...): tab-se
     "Read a RecBole atomic file into a DataFrame of strings, columns named without their `:type`."
     r = _Reader(path, on_error)
     lines = r.lines()
-    try: _, header = next(lines)
-    except StopIteration: raise DataError(path, 1, None, "empty file (expected a header line)")
+    try:
+        _, header = next(lines)
+    except StopIteration:
+        raise DataError(path, 1, None, "empty file (expected a header line)")
     cols = [c.split(':')[0] for c in header.split('\t')]
     rows = []
     for n, line in lines:
@@ -419,9 +453,11 @@ def tied_target_share(seqs: Sequence[Sequence[int]],     # users' mixed chronolo
         tied, cases = {'valid': 0, 'test': 0}, 0
         for seq, ts in zip(seqs, times):
             held = _held_out(seq, item_domain, d, min_target)
-            if held is None: continue
+            if held is None:
+                continue
             cases += 1
-            for key, p in zip(('valid', 'test'), held): tied[key] += bool(p > 0 and ts[p] == ts[p - 1])
+            for key, p in zip(('valid', 'test'), held):
+                tied[key] += bool(p > 0 and ts[p] == ts[p - 1])
         out[name] = {'cases': cases, **{k: round(v / cases, 4) if cases else 0.0 for k, v in tied.items()}}
     return out
 
@@ -454,8 +490,10 @@ def load_movielens(variant: str = 'ml-100k',   # 'ml-100k' (from recbole) or 'ml
     item_df = item_df.sort_values(['domain', 'item_id'], kind='stable')
     ids = {tok: i for i, tok in enumerate(item_df.item_id)}
     inter = inter[inter.item_id.isin(ids)].assign(iid=lambda d: d.item_id.map(ids))
-    try: inter = inter.assign(ts=inter.timestamp.astype(float))
-    except ValueError: raise DataError(folder/f'{variant}.inter', None, 'timestamp', "non-numeric timestamp")
+    try:
+        inter = inter.assign(ts=inter.timestamp.astype(float))
+    except ValueError:
+        raise DataError(folder/f'{variant}.inter', None, 'timestamp', "non-numeric timestamp")
     dom = item_df.domain.to_numpy()
     inter = inter.assign(dom=dom[inter.iid.to_numpy()])
     counts = inter.groupby(['user_id', 'dom']).size().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
@@ -481,19 +519,30 @@ def _iter_json_lines(path, on_error, literal_ok=False):
     "Yield (line_no, dict, reader) from a json-lines file; 2014 metadata lines may be Python literals."
     r = _Reader(path, on_error)
     for n, line in r.lines():
-        try: obj = json.loads(line)
+        try:
+            obj = json.loads(line)
         except json.JSONDecodeError as e:
-            if not literal_ok: r.fail(n, None, f"invalid JSON ({e.msg})"); continue
-            try: obj = ast.literal_eval(line)
-            except (ValueError, SyntaxError): r.fail(n, None, "neither JSON nor a Python literal"); continue
-        if not isinstance(obj, dict): r.fail(n, None, "expected a JSON object"); continue
+            if not literal_ok:
+                r.fail(n, None, f"invalid JSON ({e.msg})")
+                continue
+            try:
+                obj = ast.literal_eval(line)
+            except (ValueError, SyntaxError):
+                r.fail(n, None, "neither JSON nor a Python literal")
+                continue
+        if not isinstance(obj, dict):
+            r.fail(n, None, "expected a JSON object")
+            continue
         yield n, obj, r
 
 def _text(v) -> str:
     "Flatten the many shapes Amazon text fields take (str, list, nested lists) into one string."
-    if v is None: return ''
-    if isinstance(v, str): return ' '.join(v.split())
-    if isinstance(v, (list, tuple)): return ', '.join(t for t in (_text(x) for x in v) if t)
+    if v is None:
+        return ''
+    if isinstance(v, str):
+        return ' '.join(v.split())
+    if isinstance(v, (list, tuple)):
+        return ', '.join(t for t in (_text(x) for x in v) if t)
     return str(v)
 
 def read_amazon_reviews(path: str | Path, # reviews file: .json / .json.gz (2014/2018) or .jsonl (2023)
@@ -504,11 +553,18 @@ def read_amazon_reviews(path: str | Path, # reviews file: .json / .json.gz (2014
     r = None
     for n, obj, r in _iter_json_lines(path, on_error):
         ks = next((k for k in keysets if k[0] in obj), None)
-        if ks is None: r.fail(n, 'reviewerID', "no user field (reviewerID or user_id)"); continue
+        if ks is None:
+            r.fail(n, 'reviewerID', "no user field (reviewerID or user_id)")
+            continue
         u, i, t, scale = ks
-        if not obj.get(i): r.fail(n, i, "missing item id"); continue
-        try: ts = float(obj[t]) * scale
-        except (KeyError, TypeError, ValueError): r.fail(n, t, "missing or non-numeric time"); continue
+        if not obj.get(i):
+            r.fail(n, i, "missing item id")
+            continue
+        try:
+            ts = float(obj[t]) * scale
+        except (KeyError, TypeError, ValueError):
+            r.fail(n, t, "missing or non-numeric time")
+            continue
         rows.append((str(obj[u]), str(obj[i]), ts))
     return pd.DataFrame(rows, columns=['user', 'item', 'time']), dict(r.skipped if r else {})
 
@@ -518,7 +574,9 @@ def read_amazon_meta(path: str | Path, # metadata file: meta_*.json(.gz) (2014/2
     meta, r = {}, None
     for n, obj, r in _iter_json_lines(path, on_error, literal_ok=True):
         iid = obj.get('parent_asin') or obj.get('asin')
-        if not iid: r.fail(n, 'asin', "missing item id (asin or parent_asin)"); continue
+        if not iid:
+            r.fail(n, 'asin', "missing item id (asin or parent_asin)")
+            continue
         details = obj.get('details') if isinstance(obj.get('details'), dict) else {}
         cats = obj.get('categories') or obj.get('category') or obj.get('main_category')
         meta[str(iid)] = {'title': _text(obj.get('title')), 'category': _text(cats),
@@ -531,7 +589,8 @@ def k_core(df: pd.DataFrame, user_core: int = 5, item_core: int = 5) -> pd.DataF
     while True:
         uc, ic = df.user.map(df.user.value_counts()), df.item.map(df.item.value_counts())
         keep = (uc >= user_core) & (ic >= item_core)
-        if keep.all(): return df
+        if keep.all():
+            return df
         df = df[keep]
 
 # %% ../nbs/00_data.ipynb #3a872983
@@ -552,7 +611,8 @@ def build_cross_domain(reviews: tuple[pd.DataFrame, pd.DataFrame], # (user, item
     df = df[df.user.isin(both)]
     cnt = df.groupby(['user', 'domain']).size().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
     df = df[df.user.isin(cnt.index[(cnt[0] >= min_per_domain) & (cnt[1] >= min_per_domain)])]
-    if df.empty: raise ValueError(f"{name}: no user has ≥{min_per_domain} items in both domains after filtering")
+    if df.empty:
+        raise ValueError(f"{name}: no user has ≥{min_per_domain} items in both domains after filtering")
     items = df[['domain', 'item']].drop_duplicates().sort_values(['domain', 'item'])
     ids = {(d, i): n for n, (d, i) in enumerate(zip(items.domain, items.item))}
     df = df.assign(iid=[ids[k] for k in zip(df.domain, df.item)]).sort_values(['user', 'time', 'iid'], kind='stable')
@@ -574,8 +634,12 @@ def load_amazon(reviews: tuple[str | Path, str | Path], # review files of domain
     "Two Amazon Reviews categories (2014, 2018 or 2023 files) as a cross-domain data set."
     revs, metas, skipped = [], [], Counter()
     for rp, mp in zip(reviews, meta):
-        rv, s1 = read_amazon_reviews(rp, on_error); mt, s2 = read_amazon_meta(mp, on_error)
-        revs.append(rv); metas.append(mt); skipped.update(s1); skipped.update(s2)
+        rv, s1 = read_amazon_reviews(rp, on_error)
+        mt, s2 = read_amazon_meta(mp, on_error)
+        revs.append(rv)
+        metas.append(mt)
+        skipped.update(s1)
+        skipped.update(s2)
     domains = domains or tuple(Path(p).name.split('.')[0].replace('reviews_', '').replace('_5', '') for p in reviews)
     return build_cross_domain(tuple(revs), tuple(metas), domains, f'amazon:{domains[0]}-{domains[1]}',
                               user_core, item_core, min_per_domain,
@@ -597,23 +661,26 @@ def load_amazon_2023(categories: tuple[str, str],  # e.g. ('Grocery_and_Gourmet_
                                   'time': np.asarray(r['timestamp'], dtype=float) / 1000}))
         m = load_dataset('json', data_files=mf, split='train')
         cols = set(m.column_names)
-        metas.append({pid: {'title': _text(t), 'category': _text(c), 'brand': _text(b), 'description': _text(dsc)[:1000]}
+        metas.append({pid: {'title': _text(t), 'category': _text(c), 'brand': _text(b),
+                            'description': _text(dsc)[:1000]}
                       for pid, t, c, b, dsc in zip(m['parent_asin'], m['title'],
                                                    m['categories'] if 'categories' in cols else [''] * len(m),
                                                    m['store'] if 'store' in cols else [''] * len(m),
                                                    m['description'] if 'description' in cols else [''] * len(m))})
-    return build_cross_domain(tuple(revs), tuple(metas), tuple(categories), f'amazon2023:{categories[0]}-{categories[1]}',
-                              user_core, item_core, min_per_domain,
+    return build_cross_domain(tuple(revs), tuple(metas), tuple(categories),
+                              f'amazon2023:{categories[0]}-{categories[1]}', user_core, item_core, min_per_domain,
                               {'loader': 'amazon2023', 'source': str(source), 'categories': list(categories)})
 
 # %% ../nbs/00_data.ipynb #876e9c9f
 def write_amazon_fixture(folder: str | Path, # where to write
                          layout: str = '2023', # '2014', '2018' or '2023'
                          n_users: int = 12, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    "Write a small synthetic two-category Amazon dump in the given layout (for examples and tests); returns (reviews, meta) paths."
-    rng = np.random.default_rng(seed); folder = Path(folder)
-    cats = ('Food', 'Kitchen'); words = {'Food': ['tea', 'coffee', 'cocoa', 'honey', 'oats', 'rice'],
-                                          'Kitchen': ['kettle', 'mug', 'pan', 'whisk', 'grinder', 'sieve']}
+    "A small synthetic two-category Amazon dump in the given layout (for examples and tests): (reviews, meta) paths."
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    cats = ('Food', 'Kitchen')
+    words = {'Food': ['tea', 'coffee', 'cocoa', 'honey', 'oats', 'rice'],
+              'Kitchen': ['kettle', 'mug', 'pan', 'whisk', 'grinder', 'sieve']}
     revs, metas = [], []
     for cat in cats:
         items = [f'{cat[0]}{k:03d}' for k in range(6)]
@@ -621,19 +688,24 @@ def write_amazon_fixture(folder: str | Path, # where to write
                    for u in range(n_users) for j in range(5)]
         if layout == '2023':
             rp, mp = folder/'raw'/'review_categories'/f'{cat}.jsonl', folder/'raw'/'meta_categories'/f'meta_{cat}.jsonl'
-            rl = [json.dumps({'user_id': u, 'parent_asin': i, 'asin': i, 'timestamp': int(t * 1000), 'rating': 5.0}) for u, i, t in reviews]
+            rl = [json.dumps({'user_id': u, 'parent_asin': i, 'asin': i, 'timestamp': int(t * 1000), 'rating': 5.0})
+                  for u, i, t in reviews]
             ml = [json.dumps({'parent_asin': i, 'title': f'{cat} {words[cat][k]}', 'categories': [cat, words[cat][k]],
-                              'store': f'Brand{k}', 'description': [f'A good {words[cat][k]}.']}) for k, i in enumerate(items)]
+                              'store': f'Brand{k}', 'description': [f'A good {words[cat][k]}.']})
+                  for k, i in enumerate(items)]
         else:
             rp, mp = folder/f'reviews_{cat}.json', folder/f'meta_{cat}.json'
             rl = [json.dumps({'reviewerID': u, 'asin': i, 'unixReviewTime': t, 'overall': 5.0}) for u, i, t in reviews]
             mk = lambda k, i: {'asin': i, 'title': f'{cat} {words[cat][k]}', 'brand': f'Brand{k}',
-                               ('categories' if layout == '2014' else 'category'): [[cat, words[cat][k]]] if layout == '2014' else [cat],
+                               ('categories' if layout == '2014' else 'category'):
+                                   [[cat, words[cat][k]]] if layout == '2014' else [cat],
                                'description': f'A good {words[cat][k]}.'}
             ml = [repr(mk(k, i)) if layout == '2014' else json.dumps(mk(k, i)) for k, i in enumerate(items)]
         for p, lines in ((rp, rl), (mp, ml)):
-            p.parent.mkdir(parents=True, exist_ok=True); p.write_text('\n'.join(lines) + '\n', encoding='utf-8')
-        revs.append(rp); metas.append(mp)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+        revs.append(rp)
+        metas.append(mp)
     return revs, metas
 
 # %% ../nbs/00_data.ipynb #9c8bf0b9
@@ -643,14 +715,16 @@ def describe(ds: CrossDomainDataset, # the data set
     "The statistics table: users, items and interactions per domain, overlap, sequence-length quantiles, split sizes."
     seqs = ds.sequences['items']
     lens = {'mixed': np.array([len(s) for s in seqs])}
-    for d, name in enumerate(ds.domains): lens[name] = np.array([int((ds.item_domain[s] == d).sum()) for s in map(np.asarray, seqs)])
+    for d, name in enumerate(ds.domains):
+        lens[name] = np.array([int((ds.item_domain[s] == d).sum()) for s in map(np.asarray, seqs)])
     overlap = int(((lens[ds.domains[0]] > 0) & (lens[ds.domains[1]] > 0)).sum())
     lens = {k: v[v > 0] for k, v in lens.items()}  # a domain's lengths over the users active in it
     rows = {'users': [len(seqs)] + [int((lens[n] > 0).sum()) for n in ds.domains],
             'items': [ds.n_items] + [int((ds.item_domain == d).sum()) for d in (0, 1)],
             'interactions': [int(lens['mixed'].sum())] + [int(lens[n].sum()) for n in ds.domains],
             'overlapping users': [overlap, '', ''],
-            **{f'length q{q:g}': [float(np.quantile(lens[k], q)) if len(lens[k]) else 0.0 for k in ['mixed', *ds.domains]]
+            **{f'length q{q:g}': [float(np.quantile(lens[k], q)) if len(lens[k]) else 0.0
+                                  for k in ['mixed', *ds.domains]]
                for q in quantiles},
             'train sequences (target)': [''] + [len(ds.split(d).train) for d in (0, 1)],
             'valid cases (target)': [''] + [len(ds.split(d).valid) for d in (0, 1)],
@@ -661,16 +735,22 @@ def describe(ds: CrossDomainDataset, # the data set
 def save_to_disk(ds: CrossDomainDataset, path: str | Path) -> Path:
     "Save a data set as Arrow tables plus `dataset.json`."
     path = Path(path)
-    ds.items.save_to_disk(str(path/'items')); ds.sequences.save_to_disk(str(path/'sequences'))
+    ds.items.save_to_disk(str(path/'items'))
+    ds.sequences.save_to_disk(str(path/'sequences'))
     for d, s in ds.splits.items():
-        for k in ('train', 'valid', 'test'): getattr(s, k).save_to_disk(str(path/f'split{d}'/k))
-    atomic_write_text(path/'dataset.json', json.dumps({'name': ds.name, 'domains': list(ds.domains), 'meta': ds.meta}, indent=2, default=str))
+        for k in ('train', 'valid', 'test'):
+            getattr(s, k).save_to_disk(str(path/f'split{d}'/k))
+    atomic_write_text(path/'dataset.json',
+                      json.dumps({'name': ds.name, 'domains': list(ds.domains), 'meta': ds.meta}, indent=2,
+                                 default=str))
     return path
 
 def load_dataset_dir(path: str | Path) -> CrossDomainDataset:
     "Load a data set saved by `save_to_disk` (tables are memory-mapped)."
-    path = Path(path); info = json.loads((path/'dataset.json').read_text())
-    splits = {d: DomainSplit(d, *(load_from_disk(str(path/f'split{d}'/k)) for k in ('train', 'valid', 'test'))) for d in (0, 1)}
+    path = Path(path)
+    info = json.loads((path/'dataset.json').read_text())
+    splits = {d: DomainSplit(d, *(load_from_disk(str(path/f'split{d}'/k)) for k in ('train', 'valid', 'test')))
+              for d in (0, 1)}
     return CrossDomainDataset(info['name'], tuple(info['domains']), load_from_disk(str(path/'items')),
                               load_from_disk(str(path/'sequences')), splits, info['meta'])
 
@@ -684,7 +764,8 @@ def pad_left(seqs: Sequence[Sequence[int]], # item id sequences
     out = torch.full((len(seqs), maxlen), value, dtype=torch.long)
     for r, s in enumerate(seqs):
         s = list(s)[-maxlen:]
-        if s: out[r, maxlen - len(s):] = torch.as_tensor(s, dtype=torch.long) + shift
+        if s:
+            out[r, maxlen - len(s):] = torch.as_tensor(s, dtype=torch.long) + shift
     return out
 
 def collate_train(seqs: Sequence[Sequence[int]], # mixed chronological training sequences
@@ -708,7 +789,7 @@ def collate_eval(histories: Sequence[Sequence[int]], # histories before each tar
 
 def trim_padding(batch: dict, # a `collate_train` / `collate_eval` batch
                 ) -> dict:
-    "Drop the leading columns that are padding in every row (of `input_ids`, and the same columns of `labels`); the models ignore left padding, so only work is saved."
+    "Drop leading all-padding columns (of `input_ids`, and those of `labels`): the models ignore left padding."
     ids = batch['input_ids']
     keep = max(int((ids > 0).sum(1).max()) if ids.numel() else 0, 1)
     return {k: (v[:, -keep:] if k in ('input_ids', 'labels') else v) for k, v in batch.items()}
@@ -720,10 +801,13 @@ def load_named(name: str, # movielens / ml-100k / ml-1m / food-kitchen / movie-b
     "Load a data set by name or path."
     if name in ('movielens', 'ml-100k', 'ml-1m'):
         return load_movielens('ml-100k' if name == 'movielens' else name, **kwargs)
-    if name in LLMCDSR_DOMAINS: return load_llmcdsr(llmcdsr_dir(name), **kwargs)
+    if name in LLMCDSR_DOMAINS:
+        return load_llmcdsr(llmcdsr_dir(name), **kwargs)
     p = Path(name)
-    if (p/'dataset.json').exists(): return load_dataset_dir(p)
-    if (p/'items.jsonl').exists() or (p/'text_A.pkl').exists(): return load_llmcdsr(p, **kwargs)
+    if (p/'dataset.json').exists():
+        return load_dataset_dir(p)
+    if (p/'items.jsonl').exists() or (p/'text_A.pkl').exists():
+        return load_llmcdsr(p, **kwargs)
     raise FileNotFoundError(f"unknown data set {name!r}: expected movielens, ml-1m, food-kitchen, movie-book "
                             "or a data folder")
 
