@@ -34,7 +34,8 @@ def count_at_least(scores: np.ndarray, # [B, C]
     out = np.empty(len(scores), dtype=np.int64)
     if scores.ndim == 2 and scores.shape[1] >= 4096:
         # wide rows (full ranking): 1-D count_nonzero has a fast path, and one row's mask stays in cache
-        for r in range(len(scores)): out[r] = np.count_nonzero(scores[r] >= floor[r])
+        for r in range(len(scores)):
+            out[r] = np.count_nonzero(scores[r] >= floor[r])
     else:   # narrow rows (sampled candidates): one call for the batch, a Python call per row would cost more
         out[:] = np.count_nonzero(scores >= floor[:, None], axis=1)
     return out
@@ -44,15 +45,21 @@ def target_ranks(scores: torch.Tensor,     # [B, C] scores of every candidate
                  backend: str = 'auto',    # 'numpy' (CPU tensors), 'torch', or 'auto': numpy on CPU, torch elsewhere
                 ) -> torch.Tensor:
     "1-based rank of each row's target: the candidates scoring at least as high, the target included. [B] int64"
-    if backend not in RANK_BACKENDS: raise ValueError(f"rank backend {backend!r}: use one of {RANK_BACKENDS}")
+    if backend not in RANK_BACKENDS:
+        raise ValueError(f"rank backend {backend!r}: use one of {RANK_BACKENDS}")
     t = scores.gather(1, target_col.view(-1, 1))                       # [B, 1]
     nan = torch.isnan(t).view(-1)
-    if nan.any(): raise ValueError(f"NaN score for the target of batch row(s) {nan.nonzero().view(-1).tolist()[:10]}")
-    if backend == 'auto': backend = 'numpy' if scores.device.type == 'cpu' else 'torch'
-    if backend == 'torch': return (scores >= t).sum(1)                 # the target counts itself, so every rank is >= 1
-    if scores.device.type != 'cpu': raise ValueError(f"rank backend 'numpy' needs CPU scores, got {scores.device}")
+    if nan.any():
+        raise ValueError(f"NaN score for the target of batch row(s) {nan.nonzero().view(-1).tolist()[:10]}")
+    if backend == 'auto':
+        backend = 'numpy' if scores.device.type == 'cpu' else 'torch'
+    if backend == 'torch':
+        return (scores >= t).sum(1)                 # the target counts itself, so every rank is >= 1
+    if scores.device.type != 'cpu':
+        raise ValueError(f"rank backend 'numpy' needs CPU scores, got {scores.device}")
     s = scores.detach()
-    if s.dtype == torch.bfloat16: s, t = s.float(), t.float()          # numpy has no bfloat16; the upcast is exact
+    if s.dtype == torch.bfloat16:
+        s, t = s.float(), t.float()          # numpy has no bfloat16; the upcast is exact
     return torch.from_numpy(count_at_least(s.numpy(), t.detach().view(-1).numpy()))
 
 def metrics_from_ranks(ranks,                          # [B] 1-based ranks: array, list or tensor
@@ -89,18 +96,21 @@ class Protocol:
     def parse(cls, spec: str) -> Protocol:
         "'full', 'sampled-999', 'sampled-100-history', 'sampled-999-replace'."
         parts = spec.split('-')
-        if parts == ['full']: return cls()
+        if parts == ['full']:
+            return cls()
         if parts[0] != 'sampled' or len(parts) < 2 or not parts[1].isdigit() or set(parts[2:]) - {'history', 'replace'}:
             raise ValueError(f"unknown protocol {spec!r}: use 'full' or 'sampled-N[-history][-replace]'")
         return cls(int(parts[1]), 'history' in parts, 'replace' in parts)
 
     @property
     def name(self) -> str:
-        return 'full' if not self.n_neg else '-'.join(['sampled', str(self.n_neg)] + ['history'] * self.exclude_history + ['replace'] * self.replace)
+        return ('full' if not self.n_neg
+                else '-'.join(['sampled', str(self.n_neg)] + ['history'] * self.exclude_history
+                              + ['replace'] * self.replace))
 
 # %% ../nbs/00a_evaluation.ipynb #0df1b5d0
 def draw_candidates(targets: Sequence[int],             # local index of each case's target
-                    histories: Sequence[Sequence[int]] | None, # local indices of each case's target-domain history (for exclusion)
+                    histories: Sequence[Sequence[int]] | None, # each case's target-domain history (local indices)
                     n_items: int,                        # items in the target domain
                     protocol: Protocol,
                     seed: int,
@@ -109,17 +119,22 @@ def draw_candidates(targets: Sequence[int],             # local index of each ca
     rng = np.random.default_rng(seed)
     out = np.empty((len(targets), 1 + protocol.n_neg), dtype=np.int64)
     for r, t in enumerate(targets):
-        banned = {int(t)} | (set(map(int, histories[r])) if protocol.exclude_history and histories is not None else set())
+        excluded = set(map(int, histories[r])) if protocol.exclude_history and histories is not None else set()
+        banned = {int(t)} | excluded
         if not protocol.replace and n_items - len(banned) < protocol.n_neg:
-            raise ValueError(f"case {r}: only {n_items - len(banned)} items can be negatives, {protocol.n_neg} requested")
+            raise ValueError(f"case {r}: only {n_items - len(banned)} items can be negatives, "
+                             f"{protocol.n_neg} requested")
         picked: list[int] = []
         while len(picked) < protocol.n_neg:   # rejection sampling: cheap because banned items are few
             draw = rng.integers(0, n_items, size=2 * (protocol.n_neg - len(picked)) + 8)
             for x in draw.tolist():
-                if x in banned: continue
+                if x in banned:
+                    continue
                 picked.append(x)
-                if not protocol.replace: banned.add(x)
-                if len(picked) == protocol.n_neg: break
+                if not protocol.replace:
+                    banned.add(x)
+                if len(picked) == protocol.n_neg:
+                    break
         out[r, 0], out[r, 1:] = t, picked
     return torch.from_numpy(out)
 
@@ -132,16 +147,22 @@ def split_candidates(ds: CrossDomainDataset, # data set
                      folder: str | Path | None = None, # where candidate files live (default: the cache)
                     ) -> torch.LongTensor | None:
     "The stored candidates of one split (drawn and saved on first use); None for full ranking."
-    if not protocol.n_neg: return None
+    if not protocol.n_neg:
+        return None
     cases = getattr(ds.split(target), split)
     key = stable_hash(ds.name, target, split, protocol.name, seed, cases.data.column('target').to_pylist())
-    path = Path(folder or cache_dir('candidates'))/f'{ds.name.replace(":", "_")}-t{target}-{split}-{protocol.name}-s{seed}-{key}.safetensors'
-    if path.exists(): return load_file(str(path))['candidates']
+    name = f'{ds.name.replace(":", "_")}-t{target}-{split}-{protocol.name}-s{seed}-{key}.safetensors'
+    path = Path(folder or cache_dir('candidates'))/name
+    if path.exists():
+        return load_file(str(path))['candidates']
     li = ds.local_index
     hist = [[int(li[i]) for i in h if ds.item_domain[i] == target] for h in cases.data.column('history').to_pylist()]
-    cand = draw_candidates([int(li[t]) for t in cases.data.column('target').to_pylist()], hist, int((ds.item_domain == target).sum()), protocol, seed)
+    cand = draw_candidates([int(li[t]) for t in cases.data.column('target').to_pylist()], hist,
+                           int((ds.item_domain == target).sum()), protocol, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix('.tmp'); save_file({'candidates': cand}, str(tmp)); tmp.replace(path)
+    tmp = path.with_suffix('.tmp')
+    save_file({'candidates': cand}, str(tmp))
+    tmp.replace(path)
     return cand
 
 # %% ../nbs/00a_evaluation.ipynb #7e21b4d5
@@ -152,7 +173,8 @@ def list_column(table, # a pyarrow / datasets table
     "CSR `offsets` [n + 1] and `values` of an Arrow list column: row i is `values[offsets[i]:offsets[i + 1]]`."
     col = table.column(name)
     col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if col.null_count: raise ValueError(f"{where}: column {name!r} has {col.null_count} missing rows")
+    if col.null_count:
+        raise ValueError(f"{where}: column {name!r} has {col.null_count} missing rows")
     offsets = col.offsets.to_numpy().astype(np.int64)
     return offsets - offsets[0], col.flatten().to_numpy().astype(np.int64)   # flatten() honours a sliced array
 
@@ -179,7 +201,8 @@ class SplitArrays:
     user: np.ndarray | None  # [n] user of each case (None when the split has no `user` column)
     seen_offsets: np.ndarray # [n + 1] CSR offsets into `seen`
     seen: np.ndarray         # local indices of each case's target-domain history items other than its target
-    def __len__(self): return len(self.target)
+    def __len__(self):
+        return len(self.target)
 
 def split_arrays(ds: CrossDomainDataset,
                  target: int,  # target domain
@@ -218,7 +241,8 @@ def score_cases(model, # nn.Module with `.score(input_ids)` or a callable input_
                 input_ids: torch.Tensor) -> torch.Tensor:
     "Scores [B, n_target_items] in float32 for a batch of histories, without gradients and with autocast off."
     fn = model.score if hasattr(model, 'score') else model
-    with torch.no_grad(), no_autocast(input_ids.device.type): s = fn(input_ids)
+    with torch.no_grad(), no_autocast(input_ids.device.type):
+        s = fn(input_ids)
     if s.dtype in (torch.float16, torch.bfloat16):
         warnings.warn(f"the model returned {s.dtype} scores: low-precision scores tie often and ties count against the "
                       "target; score in float32", stacklevel=2)
@@ -228,7 +252,8 @@ def model_device(model) -> torch.device:
     "Device of a module's first parameter or buffer (CPU for plain callables and empty modules)."
     for get in ('parameters', 'buffers'):
         t = next(iter(getattr(model, get, lambda: iter(()))()), None)
-        if t is not None: return t.device
+        if t is not None:
+            return t.device
     return torch.device('cpu')
 
 def mask_seen(scores: torch.Tensor, # [B, N_target] full-ranking scores of the cases `rows`
@@ -237,7 +262,8 @@ def mask_seen(scores: torch.Tensor, # [B, N_target] full-ranking scores of the c
              ) -> torch.Tensor:
     "Scores with each case's target-domain history items (not its target) set to -inf, out of place."
     pos, slot = csr_take(arrays.seen_offsets, rows)
-    if not len(pos): return scores
+    if not len(pos):
+        return scores
     where = (torch.from_numpy(slot).to(scores.device), torch.from_numpy(arrays.seen[pos]).to(scores.device))
     return scores.index_put(where, torch.tensor(float('-inf'), device=scores.device))   # a model may return a view
 
@@ -262,9 +288,11 @@ def evaluate(model,                         # `.score(input_ids) -> [B, n_target
     arrays = split_arrays(ds, target, split, maxlen)
     cand = split_candidates(ds, target, split, protocol, seed, candidates_dir)
     was_training = getattr(model, 'training', False)
-    if hasattr(model, 'eval'): model.eval()
+    if hasattr(model, 'eval'):
+        model.eval()
     index = torch.arange(len(arrays))
-    if accelerator is None: batches, device = index.split(batch_size), model_device(model)
+    if accelerator is None:
+        batches, device = index.split(batch_size), model_device(model)
     else:
         loader = torch.utils.data.DataLoader(index, batch_size=batch_size)
         batches, device = accelerator.prepare_data_loader(loader), accelerator.device
@@ -274,14 +302,17 @@ def evaluate(model,                         # `.score(input_ids) -> [B, n_target
         keep = max(int(arrays.lengths[rows].max()), 1)                     # drop columns that only pad
         scores = score_cases(model, torch.from_numpy(arrays.input_ids[rows, -keep:]).to(device))   # [B, N_target]
         tcol = torch.from_numpy(arrays.target[rows]).to(scores.device)
-        if mask_history and not protocol.n_neg: scores = mask_seen(scores, arrays, rows)
+        if mask_history and not protocol.n_neg:
+            scores = mask_seen(scores, arrays, rows)
         if cand is not None:
             scores, tcol = scores.gather(1, cand[rows].to(scores.device)), torch.zeros_like(tcol)
         ranks = target_ranks(scores, tcol, rank_backend)
         per_case = torch.stack([idx.to(ranks.device), ranks], 1)          # [B, 2]: case index, rank
-        if accelerator is not None: per_case = accelerator.gather_for_metrics(per_case)
+        if accelerator is not None:
+            per_case = accelerator.gather_for_metrics(per_case)
         collected.append(per_case.cpu())
-    if was_training: model.train()
+    if was_training:
+        model.train()
     allc = torch.cat(collected).numpy() if collected else np.zeros((0, 2), dtype=np.int64)
     allc = allc[np.argsort(allc[:, 0], kind='stable')]                  # case order, whatever the sharding
     metrics = metrics_from_ranks(allc[:, 1], ks)
@@ -298,25 +329,32 @@ def case_scores(runs: Sequence[dict], # `evaluate(..., return_cases=True)` resul
                 metric: str,          # e.g. 'NDCG@10'
                ) -> np.ndarray:
     "Per-case `metric` averaged over the runs (seeds) of one model, in case order; the runs must cover the same cases."
-    if not runs: raise ValueError('case_scores: no runs')
-    def where(r): return tuple(r.get(k) for k in ('target', 'split', 'protocol'))
+    if not runs:
+        raise ValueError('case_scores: no runs')
+    def where(r):
+        return tuple(r.get(k) for k in ('target', 'split', 'protocol'))
     ref = runs[0].get('cases')
     for i, r in enumerate(runs):
         c = r.get('cases')
-        if c is None: raise ValueError(f"case_scores: run {i} has no 'cases' (evaluate with return_cases=True)")
+        if c is None:
+            raise ValueError(f"case_scores: run {i} has no 'cases' (evaluate with return_cases=True)")
         if where(r) != where(runs[0]) or c['index'] != ref['index'] or c['user'] != ref['user']:
             raise ValueError(f"case_scores: run {i} covers other cases than run 0 ({where(r)} vs {where(runs[0])})")
-        if metric not in c: raise ValueError(f"case_scores: run {i} has no metric {metric!r} (has {list(c)})")
+        if metric not in c:
+            raise ValueError(f"case_scores: run {i} has no metric {metric!r} (has {list(c)})")
     return np.mean([r['cases'][metric] for r in runs], axis=0)
 
 def seed_mean(x, # per-case scores [n_cases], or [n_seeds, n_cases]
               name: str = 'scores') -> np.ndarray:
     "Per-case scores, averaged over seeds when given as [n_seeds, n_cases]. [n_cases] float64"
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 2: x = x.mean(0)
-    if x.ndim != 1: raise ValueError(f"{name}: expected [n_cases] or [n_seeds, n_cases], got shape {x.shape}")
+    if x.ndim == 2:
+        x = x.mean(0)
+    if x.ndim != 1:
+        raise ValueError(f"{name}: expected [n_cases] or [n_seeds, n_cases], got shape {x.shape}")
     bad = np.flatnonzero(~np.isfinite(x))
-    if len(bad): raise ValueError(f"{name}: non-finite per-case score at case(s) {bad[:10].tolist()}")
+    if len(bad):
+        raise ValueError(f"{name}: non-finite per-case score at case(s) {bad[:10].tolist()}")
     return x
 
 @dataclass(frozen=True)
@@ -354,13 +392,17 @@ def paired_test(a,                        # per-case scores of model A: [n_cases
     "Paired bootstrap interval of mean(a - b), Wilcoxon signed-rank and paired t-test p-values."
     from scipy import stats
     a, b = seed_mean(a, 'a'), seed_mean(b, 'b')
-    if a.shape != b.shape: raise ValueError(f"paired_test: a has {len(a)} cases, b has {len(b)}")
-    if len(a) < 2: raise ValueError(f"paired_test: needs at least 2 cases, got {len(a)}")
-    if not 0 < confidence < 1: raise ValueError(f"paired_test: confidence {confidence} is not in (0, 1)")
+    if a.shape != b.shape:
+        raise ValueError(f"paired_test: a has {len(a)} cases, b has {len(b)}")
+    if len(a) < 2:
+        raise ValueError(f"paired_test: needs at least 2 cases, got {len(a)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"paired_test: confidence {confidence} is not in (0, 1)")
     d = a - b
     lo, hi = np.quantile(bootstrap_means(d, n_resamples, np.random.default_rng(seed)),
                          [(1 - confidence) / 2, (1 + confidence) / 2])
-    if not d.any(): p_w = p_t = 1.0   # no non-zero difference: no evidence of one
+    if not d.any():
+        p_w = p_t = 1.0   # no non-zero difference: no evidence of one
     else:
         p_w = float(stats.wilcoxon(d, zero_method='wilcox').pvalue)
         p_t = float(stats.ttest_rel(a, b).pvalue) if d.std() > 0 else 0.0   # a constant non-zero shift
