@@ -24,7 +24,8 @@ __all__ = ['MODELS', 'Dropout', 'dropout_mask', 'data_maps', 'Candidates', 'samp
 class Dropout(nn.Dropout):
     "Inverted dropout; on CPU the mask comes from 16-bit random lanes (p rounded to 1/65536), elsewhere `nn.Dropout`."
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.device.type != 'cpu': return super().forward(x)
+        if not self.training or self.p == 0 or x.device.type != 'cpu':
+            return super().forward(x)
         return x * dropout_mask(x.shape, self.p, x.dtype)
 
 def dropout_mask(shape: torch.Size | tuple, # mask shape
@@ -34,21 +35,23 @@ def dropout_mask(shape: torch.Size | tuple, # mask shape
     "A CPU dropout mask of `shape`: 0 where dropped, 1 / (keep rate) elsewhere."
     n = math.prod(shape)
     drop = round(p * 65536)                                         # drop iff the unsigned 16-bit lane < drop
-    if drop >= 65536: return torch.zeros(shape, dtype=dtype)
+    if drop >= 65536:
+        return torch.zeros(shape, dtype=dtype)
     lanes = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1).view(torch.int16)[:n]
     keep = lanes.view(shape) >= drop - 32768                        # signed view of the same comparison
     return keep.to(dtype) * (65536 / (65536 - drop))
 
 # %% ../nbs/02b_base.ipynb #8f6f2314
 def data_maps(item_domain: np.ndarray | torch.Tensor, # [n_items] domain (0/1) of every item
-              local_index: np.ndarray | torch.Tensor | None, # [n_items] index within its domain (None: rank by global id)
+              local_index: np.ndarray | torch.Tensor | None, # [n_items] index in its domain (None: rank by global id)
               target: int, # the target domain
              ) -> dict[str, torch.Tensor]:
     "`token_domain` [n+1], `token_local` [n+1] and `target_tokens` [N] of a catalogue."
     dom = torch.as_tensor(np.asarray(item_domain), dtype=torch.long)
     if local_index is None:
         local_index = torch.zeros_like(dom)
-        for d in (0, 1): local_index[dom == d] = torch.arange(int((dom == d).sum()))
+        for d in (0, 1):
+            local_index[dom == d] = torch.arange(int((dom == d).sum()))
     loc = torch.as_tensor(np.asarray(local_index), dtype=torch.long)
     tgt = torch.nonzero(dom == target).view(-1)
     tgt = tgt[loc[tgt].argsort()]
@@ -58,7 +61,7 @@ def data_maps(item_domain: np.ndarray | torch.Tensor, # [n_items] domain (0/1) o
 # %% ../nbs/02b_base.ipynb #5f7e1c39
 @dataclass
 class Candidates:
-    "Items a sampled softmax scores: local indices [C] (sorted, unique), each label's column [M], log-expected counts [C]."
+    "Sampled-softmax items: local indices [C] (sorted, unique), each label's column [M], log expected counts [C]."
     items: torch.Tensor
     columns: torch.Tensor
     log_q: torch.Tensor | None = None
@@ -66,10 +69,11 @@ class Candidates:
 def sample_candidates(y: torch.Tensor, # [M] local index of each true next item
                       n_items: int,    # N items of the target domain
                       k: int,          # uniform negatives shared by the whole batch
-                      label_freq: torch.Tensor | None = None, # [N] each item's share of training labels (None: no correction)
+                      label_freq: torch.Tensor | None = None, # [N] share of the training labels (None: no correction)
                      ) -> Candidates:
     "The batch's true items + `k` uniform draws (deduplicated), and the log-Q correction of each."
-    items = torch.unique(torch.cat([y, torch.randint(n_items, (k,), device=y.device)]))  # a label is never its own negative
+    # a label is never its own negative
+    items = torch.unique(torch.cat([y, torch.randint(n_items, (k,), device=y.device)]))
     log_q = None
     if label_freq is not None:
         miss = len(y) * torch.log1p(-label_freq[items].clamp(max=1 - 1e-7)) + k * math.log1p(-1 / n_items)
@@ -81,7 +85,8 @@ def next_item_loss(logits: torch.Tensor, # [M, C] scores of the supervised posit
                    log_q: torch.Tensor | None = None, # [C] subtracted from every row (sampled softmax correction)
                   ) -> torch.Tensor:
     "Mean cross-entropy, with the sampled-softmax correction when `log_q` is given."
-    if log_q is not None: logits = logits - log_q
+    if log_q is not None:
+        logits = logits - log_q
     return F.cross_entropy(logits, columns)
 
 # %% ../nbs/02b_base.ipynb #d6ab27e3
@@ -90,7 +95,8 @@ def fit_item_scores(labels: torch.Tensor, # [T] training labels (local indices)
                     correct: bool = True, batch: int = 64, steps: int = 1500, lr: float = 0.05, seed: int = 0,
                    ) -> torch.Tensor:
     "One free score per item, fitted to `labels` by full or sampled softmax (the objective's unit test)."
-    g = torch.Generator().manual_seed(seed); torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     freq = torch.bincount(labels, minlength=n_items).float() / len(labels)
     s = torch.zeros(n_items, requires_grad=True)
     opt = torch.optim.Adam([s], lr=lr)
@@ -99,8 +105,11 @@ def fit_item_scores(labels: torch.Tensor, # [T] training labels (local indices)
         if k:
             c = sample_candidates(y, n_items, k, freq if correct else None)
             loss = next_item_loss(s[c.items].expand(len(y), -1), c.columns, c.log_q)
-        else: loss = next_item_loss(s.expand(len(y), -1), y)
-        opt.zero_grad(); loss.backward(); opt.step()
+        else:
+            loss = next_item_loss(s.expand(len(y), -1), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     return s.detach()
 
 # %% ../nbs/02b_base.ipynb #bb05efc4
@@ -121,15 +130,18 @@ class RecModel(nn.Module):
                  item_domain=None, local_index=None, # [n_items] maps (see `data_maps`)
                 ):
         super().__init__()
-        if item_domain is None: raise ValueError(f'{type(self).__name__} needs item_domain (and local_index)')
+        if item_domain is None:
+            raise ValueError(f'{type(self).__name__} needs item_domain (and local_index)')
         maps = data_maps(item_domain, local_index, config.target_domain)
         self.config = dataclasses.replace(config, n_items=len(maps['token_domain']) - 1) \
             if hasattr(config, 'n_items') else config
-        for k, v in maps.items(): self.register_buffer(k, v)
+        for k, v in maps.items():
+            self.register_buffer(k, v)
         self.register_buffer('label_freq', torch.full((len(maps['target_tokens']),), 1 / len(maps['target_tokens'])))
 
     @property
-    def n_target_items(self) -> int: return len(self.target_tokens)
+    def n_target_items(self) -> int:
+        return len(self.target_tokens)
 
     # ---- what a model implements ----
     def encode(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -153,7 +165,8 @@ def _set_label_freq(model: RecModel, ds, target: int):
 
 def _score(self, input_ids: torch.Tensor | Mapping) -> torch.Tensor:
     "[B, N]: every target item's score for the state after the last position (a `collate_eval` batch works too)."
-    if isinstance(input_ids, Mapping): input_ids = input_ids['input_ids']
+    if isinstance(input_ids, Mapping):
+        input_ids = input_ids['input_ids']
     return self.logits(self.encode(input_ids)[:, -1])
 
 def _logits(self, u: torch.Tensor, # [M, d] states
@@ -171,7 +184,8 @@ def _rec_loss(self, states: torch.Tensor, # [B, L, d]
     "(next-item loss, [M, N] logits or None when sampled) at the supervised positions."
     sel = labels != -100
     u, y = states[sel], labels[sel]                                             # [M, d], [M]
-    if not len(y): return states.sum() * 0, None
+    if not len(y):
+        return states.sum() * 0, None
     if k and self.training:
         c = sample_candidates(y, self.n_target_items, k, self.label_freq if self.sampling_correction else None)
         return next_item_loss(self.logits(u, c.items), c.columns, c.log_q), None
@@ -184,7 +198,8 @@ RecModel.score, RecModel.logits, RecModel.rec_loss = _score, _logits, _rec_loss
 # %% ../nbs/02b_base.ipynb #f6abecc3
 def _forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
     states = self.encode(input_ids)                                             # [B, L, d]
-    if labels is None: return ModelOutput(states=states)
+    if labels is None:
+        return ModelOutput(states=states)
     loss, logits = self.rec_loss(states, labels, getattr(self.config, 'sampled_negatives', 0))
     return ModelOutput(loss=loss, rec_loss=loss, logits=logits, states=states)
 
@@ -208,14 +223,17 @@ def _save_pretrained(self, save_directory: str | Path, # created if needed
                     ) -> Path:
     "Write `config.json` + `model.safetensors`."
     from safetensors.torch import save_file
-    p = Path(save_directory); p.mkdir(parents=True, exist_ok=True)
+    p = Path(save_directory)
+    p.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
           if save_features or k not in self.big_buffers()}
     save_file(sd, str(p/'model.safetensors'), metadata={'format': 'pt', 'class': type(self).__name__})
-    atomic_write_text(p/'config.json', json.dumps({'model_class': type(self).__name__, **to_dict(self.config)}, indent=2))
+    atomic_write_text(p/'config.json',
+                      json.dumps({'model_class': type(self).__name__, **to_dict(self.config)}, indent=2))
     return p
 
-def _big_buffers(self) -> set[str]: return set()
+def _big_buffers(self) -> set[str]:
+    return set()
 
 @classmethod
 def _from_pretrained(cls, path: str | Path, # a folder written by save_pretrained, or a hub repo id
@@ -230,20 +248,27 @@ def _from_pretrained(cls, path: str | Path, # a folder written by save_pretraine
         p = Path(snapshot_download(str(path), revision=revision, allow_patterns=['config.json', 'model.safetensors']))
     d = json.loads((p/'config.json').read_text())
     saved = d.pop('model_class', None) or d.pop('model_type', None)
-    if saved not in (None, cls.__name__): raise ValueError(f'{p} holds a {saved}, not a {cls.__name__}')
+    if saved not in (None, cls.__name__):
+        raise ValueError(f'{p} holds a {saved}, not a {cls.__name__}')
     sd = load_file(str(p/'model.safetensors'), device=map_location)
     model = cls(from_dict(cls.config_class, d, str(p/'config.json')), item_domain=sd['token_domain'][1:].numpy(),
                 local_index=sd['token_local'][1:].numpy(), **kwargs)
     missing = set(model.state_dict()) - set(sd)
-    if missing - model.big_buffers(): raise ValueError(f'{p}: missing weights {sorted(missing)}')
+    if missing - model.big_buffers():
+        raise ValueError(f'{p}: missing weights {sorted(missing)}')
     if missing and not kwargs:
         raise ValueError(f'{p} was saved without {sorted(missing)}: pass item_features= to from_pretrained')
-    try: unexpected = model.load_state_dict(sd, strict=False).unexpected_keys
-    except RuntimeError as e: raise ValueError(f'{p}: the weights do not fit the config: {e}') from None
-    if unexpected: raise ValueError(f'{p}: the weights do not fit the config: unused {unexpected}')
+    try:
+        unexpected = model.load_state_dict(sd, strict=False).unexpected_keys
+    except RuntimeError as e:
+        raise ValueError(f'{p}: the weights do not fit the config: {e}') from None
+    if unexpected:
+        raise ValueError(f'{p}: the weights do not fit the config: unused {unexpected}')
     return model.to(map_location)
 
-RecModel.save_pretrained, RecModel.from_pretrained, RecModel.big_buffers = _save_pretrained, _from_pretrained, _big_buffers
+RecModel.save_pretrained = _save_pretrained
+RecModel.from_pretrained = _from_pretrained
+RecModel.big_buffers = _big_buffers
 
 # %% ../nbs/02b_base.ipynb #22e31263
 @dataclass
@@ -259,7 +284,8 @@ def register_model(name: str, # the name run configs use
                    build: Callable[..., nn.Module], # (ds, target, features, shared, overrides) -> model
                    needs_text: bool = False, doc: str = '', overwrite: bool = False) -> ModelSpec:
     "Add a model to the registry (`overwrite=True` to replace one)."
-    if name in MODELS and not overwrite: raise ValueError(f'model {name!r} is already registered')
+    if name in MODELS and not overwrite:
+        raise ValueError(f'model {name!r} is already registered')
     MODELS[name] = ModelSpec(build, needs_text, doc)
     return MODELS[name]
 
@@ -277,5 +303,6 @@ def build_model(name: str, # a registered name (see `MODELS`)
                 ds, target: int, features: Mapping | None = None, # text features (for models that need them)
                 shared: Any = None, overrides: Mapping | None = None) -> nn.Module:
     "A fresh, untrained model of the registry for one direction."
-    if name not in MODELS: raise ValueError(f'unknown model {name!r}; registered: {sorted(MODELS)}')
+    if name not in MODELS:
+        raise ValueError(f'unknown model {name!r}; registered: {sorted(MODELS)}')
     return MODELS[name].build(ds, target, features, shared, overrides)

@@ -111,7 +111,8 @@ class GRU4Rec(RecModel):
         self.proj = nn.Linear(c.gru_hidden, c.hidden)                         # GRU state -> embedding space
         self.out_bias = nn.Parameter(torch.zeros(self.n_target_items))        # [N]
         nn.init.normal_(self.item_emb.weight, std=0.02)
-        with torch.no_grad(): self.item_emb.weight[0].zero_()
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
 
     def item_table(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "The tied embeddings of target tokens [C] and their output bias."
@@ -149,7 +150,8 @@ def _pop_builder(ds, target: int, features=None, shared=None, overrides=None) ->
 def _gru4rec_builder(sequence: str):
     def build(ds, target: int, features=None, shared=None, overrides=None) -> GRU4Rec:
         own = dict(overrides or {})
-        if 'dropout' in own: own['emb_dropout'] = own.pop('dropout')   # e.g. a search space shared by all models
+        if 'dropout' in own:
+            own['emb_dropout'] = own.pop('dropout')   # e.g. a search space shared by all models
         cfg = config_from(GRU4RecConfig, shared, {'sequence': sequence, **own}, target_domain=target)
         return GRU4Rec.from_dataset(ds, target, cfg)
     return build

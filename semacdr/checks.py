@@ -29,7 +29,8 @@ def toy_data(n_items: int = 40, # items (split between the domains, domain A fir
     seqs = []
     for _ in range(n_users):
         s = [int(torch.randint(n_items, (1,), generator=g))]
-        while len(s) < seq_len: s.append(nxt[s[-1]])
+        while len(s) < seq_len:
+            s.append(nxt[s[-1]])
         seqs.append(s)
     feats = {v: F.normalize(torch.randn(n_items, k, generator=g), dim=1)
              for v, k in (feature_dims or {'specific': 16, 'agnostic': 16}).items()}
@@ -40,7 +41,8 @@ def toy_data(n_items: int = 40, # items (split between the domains, domain A fir
 def build_for_check(model_cls, cfg, data: dict):
     "A model of `model_cls` on `data`; text features are passed only to classes that take them."
     kw = dict(item_domain=data['item_domain'], local_index=data['local_index'])
-    if 'item_features' in inspect.signature(model_cls.__init__).parameters: kw['item_features'] = data['item_features']
+    if 'item_features' in inspect.signature(model_cls.__init__).parameters:
+        kw['item_features'] = data['item_features']
     return model_cls(cfg, **kw)
 
 # %% ../nbs/02c_checks.ipynb #d9e40921
@@ -52,7 +54,7 @@ def check_model(model_cls, # the model class
                 overfit_acc: float = 0.9, lr: float = 1e-2,
                 atol: float = 1e-5, seed: int = 0,
                ) -> dict:
-    "Run the model-contract checks (and optionally an overfit test); raise AssertionError on failure, return measurements."
+    "Run the model-contract checks (optionally an overfit test too): AssertionError on failure, else the measurements."
     from semacdr.data import collate_train
     torch.manual_seed(seed)
     data = data or toy_data(seed=seed)
@@ -64,7 +66,8 @@ def check_model(model_cls, # the model class
     ids, labels = batch['input_ids'], batch['labels']
     res = {}
     def outputs(m, x, y):
-        with torch.no_grad(): return m(input_ids=x, labels=y)
+        with torch.no_grad():
+            return m(input_ids=x, labels=y)
     if 'forward' in checks:
         model.train()
         out = model(input_ids=ids, labels=labels)
@@ -73,15 +76,20 @@ def check_model(model_cls, # the model class
         grads = [p.grad for p in model.parameters() if p.requires_grad]
         assert any(g is not None and g.abs().sum() > 0 for g in grads), 'no parameter received a gradient'
         model.zero_grad()
-        if getattr(out, 'logits', None) is not None: assert out.logits.shape == (int((labels != -100).sum()), N), out.logits.shape
+        if getattr(out, 'logits', None) is not None:
+            assert out.logits.shape == (int((labels != -100).sum()), N), out.logits.shape
         res['loss'] = float(out.loss.detach())
     model.eval()
-    with torch.no_grad(): s = model.score(ids)
+    with torch.no_grad():
+        s = model.score(ids)
     if 'score' in checks:
-        assert s.shape == (len(ids), N) and torch.isfinite(s).all(), f'score shape {tuple(s.shape)}, expected {(len(ids), N)}'
+        assert s.shape == (len(ids), N) and torch.isfinite(s).all(), (f'score shape {tuple(s.shape)}, expected '
+                                                                      f'{(len(ids), N)}')
     if 'padding' in checks:   # 4 more columns of left padding change nothing
-        ids4 = F.pad(ids, (4, 0)); lab4 = F.pad(labels, (4, 0), value=-100)
-        with torch.no_grad(): s4 = model.score(ids4)
+        ids4 = F.pad(ids, (4, 0))
+        lab4 = F.pad(labels, (4, 0), value=-100)
+        with torch.no_grad():
+            s4 = model.score(ids4)
         res['padding_diff'] = float((s4 - s).abs().max())
         assert res['padding_diff'] <= atol, f'left padding changed scores by {res["padding_diff"]}'
         o, o4 = outputs(model, ids, labels), outputs(model, ids4, lab4)
@@ -93,23 +101,27 @@ def check_model(model_cls, # the model class
             pos = (labels != -100).nonzero()
             worst = 0.0
             for c in (L // 2, L - 2):
-                ids2 = ids.clone(); ids2[:, c] = (ids2[:, c] % len(data['item_domain'])) + 1   # another item, possibly another domain
+                ids2 = ids.clone()
+                ids2[:, c] = (ids2[:, c] % len(data['item_domain'])) + 1   # another item, possibly another domain
                 o2 = outputs(model, ids2, labels)
                 before = pos[:, 1] < c
                 worst = max(worst, float((o2.logits[before] - o.logits[before]).abs().max()))
             res['causality_diff'] = worst
             assert worst <= atol, f'a future item changed an earlier position by {worst}'
     if 'batch' in checks:       # a row's score does not depend on the other rows
-        with torch.no_grad(): s1 = model.score(ids[:1])
+        with torch.no_grad():
+            s1 = model.score(ids[:1])
         assert (s1 - s[:1]).abs().max() <= atol, 'score of a row depends on the rest of the batch'
     if 'empty' in checks:       # an all-padding history still gets finite scores
-        with torch.no_grad(): se = model.score(torch.zeros(2, L, dtype=torch.long))
+        with torch.no_grad():
+            se = model.score(torch.zeros(2, L, dtype=torch.long))
         assert torch.isfinite(se).all(), 'non-finite scores for an empty history'
     if 'save_load' in checks:
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(tmp)
             m2 = model_cls.from_pretrained(tmp).eval()
-            with torch.no_grad(): s2 = m2.score(ids)
+            with torch.no_grad():
+                s2 = m2.score(ids)
         res['save_load_diff'] = float((s2 - s).abs().max())
         assert res['save_load_diff'] == 0, f'save -> load changed scores by {res["save_load_diff"]}'
     if overfit_steps:
@@ -117,16 +129,23 @@ def check_model(model_cls, # the model class
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         for _ in range(overfit_steps):
             loss = model(input_ids=ids, labels=labels).loss
-            opt.zero_grad(); loss.backward(); opt.step()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
         model.eval()
-        with torch.no_grad(): o = model(input_ids=ids, labels=labels)
+        with torch.no_grad():
+            o = model(input_ids=ids, labels=labels)
         y = labels[labels != -100]
-        if getattr(o, 'logits', None) is not None: pred = o.logits.argmax(-1)
+        if getattr(o, 'logits', None) is not None:
+            pred = o.logits.argmax(-1)
         else:   # models without logits: score every prefix ending at a supervised position
             pos = (labels != -100).nonzero()
-            pred = torch.stack([model.score(F.pad(ids[r:r+1, :c+1], (L - c - 1, 0)))[0].argmax() for r, c in pos.tolist()])
-        res['overfit_acc'] = float((pred == y).float().mean()); res['overfit_loss'] = float(loss.detach())
-        assert res['overfit_acc'] >= overfit_acc, f'training accuracy {res["overfit_acc"]:.3f} < {overfit_acc} after {overfit_steps} steps'
+            pred = torch.stack([model.score(F.pad(ids[r:r+1, :c+1], (L - c - 1, 0)))[0].argmax()
+                                for r, c in pos.tolist()])
+        res['overfit_acc'] = float((pred == y).float().mean())
+        res['overfit_loss'] = float(loss.detach())
+        assert res['overfit_acc'] >= overfit_acc, (f'training accuracy {res["overfit_acc"]:.3f} < {overfit_acc} after '
+                                                   f'{overfit_steps} steps')
     res['model'] = model
     return res
 

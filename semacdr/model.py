@@ -85,19 +85,26 @@ def contrastive_on(self: SemaCDRConfig) -> bool:
 @patch
 def validate(self: SemaCDRConfig) -> SemaCDRConfig:
     "Raise ValueError naming the field if the switches do not make a model."
-    if not self.views: raise ValueError('SemaCDRConfig: enable at least one item view (use_id / use_specific / use_agnostic)')
-    if not self.threads: raise ValueError('SemaCDRConfig: enable at least one sequence thread')
+    if not self.views:
+        raise ValueError('SemaCDRConfig: enable at least one item view (use_id / use_specific / use_agnostic)')
+    if not self.threads:
+        raise ValueError('SemaCDRConfig: enable at least one sequence thread')
     for k in ('item_fusion', 'seq_fusion'):
-        if getattr(self, k) not in FUSIONS: raise ValueError(f'SemaCDRConfig.{k}: one of {FUSIONS}, not {getattr(self, k)!r}')
-    if self.score not in ('dot', 'cosine'): raise ValueError(f"SemaCDRConfig.score: 'dot' or 'cosine', not {self.score!r}")
-    if self.hidden % self.heads: raise ValueError(f'SemaCDRConfig: hidden ({self.hidden}) must be a multiple of heads ({self.heads})')
-    if self.target_domain not in (0, 1): raise ValueError('SemaCDRConfig.target_domain: 0 or 1')
+        if getattr(self, k) not in FUSIONS:
+            raise ValueError(f'SemaCDRConfig.{k}: one of {FUSIONS}, not {getattr(self, k)!r}')
+    if self.score not in ('dot', 'cosine'):
+        raise ValueError(f"SemaCDRConfig.score: 'dot' or 'cosine', not {self.score!r}")
+    if self.hidden % self.heads:
+        raise ValueError(f'SemaCDRConfig: hidden ({self.hidden}) must be a multiple of heads ({self.heads})')
+    if self.target_domain not in (0, 1):
+        raise ValueError('SemaCDRConfig.target_domain: 0 or 1')
     return self
 
 @patch(cls_method=True)
 def preset(cls: SemaCDRConfig, name: str, **kw) -> SemaCDRConfig:
     "A named configuration: the full model, its ablations, or a baseline that is a special case of it."
-    if name not in PRESETS: raise ValueError(f'unknown preset {name!r}; presets: {sorted(PRESETS)}')
+    if name not in PRESETS:
+        raise ValueError(f'unknown preset {name!r}; presets: {sorted(PRESETS)}')
     return cls(**{**PRESETS[name], **kw}).validate()
 
 _IDONLY = dict(use_specific=False, use_agnostic=False, use_contrastive=False)
@@ -112,8 +119,10 @@ PRESETS: dict[str, dict] = {
     'no-source': dict(use_source=False, use_cross_attention=False),
     'no-cross': dict(use_cross_attention=False),
     'id-only': dict(_IDONLY),   # every thread, ID embeddings only
-    'sasrec': dict(_IDONLY, use_source=False, use_mixed=False, use_cross_attention=False),        # SASRec, target sequence
-    'sasrec-mixed': dict(_IDONLY, use_source=False, use_target=False, use_cross_attention=False),  # SASRec, mixed sequence
+    # SASRec, target sequence
+    'sasrec': dict(_IDONLY, use_source=False, use_mixed=False, use_cross_attention=False),
+    # SASRec, mixed sequence
+    'sasrec-mixed': dict(_IDONLY, use_source=False, use_target=False, use_cross_attention=False),
     'text': dict(use_id=False, use_agnostic=False, use_contrastive=False, use_source=False, use_target=False,
                  use_cross_attention=False, score='cosine', adapter_dropout=0.2),  # UniSRec-style (see below)
 }
@@ -169,7 +178,8 @@ def fuse(gate: nn.Module | None, # a FusionGate, a ResidualFusion, or None (mean
          x: torch.Tensor, # [..., n, d]
         ) -> tuple[torch.Tensor, torch.Tensor]:
     "(fused [..., d], coefficients [..., n]) for any of the three fusions."
-    if isinstance(gate, ResidualFusion): return gate(x)
+    if isinstance(gate, ResidualFusion):
+        return gate(x)
     g = gate(x) if gate is not None else x.new_full(x.shape[:-1], 1.0 / x.shape[-2])
     return (g.unsqueeze(-1) * x).sum(-2), g
 
@@ -201,7 +211,8 @@ class CausalBlock(nn.Module):
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         # x [B, L, d]; allowed [B, 1, L, L] bool: query i may read key j
         B, L, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # [B, h, L, dh]
+        # [B, h, L, dh]
+        q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         a = attend(q, k, v, allowed, self.p if self.training else 0.0)
         x = x + self.drop(self.out(a.transpose(1, 2).reshape(B, L, d)))
         return x + self.drop(self.ff(self.ln2(x)))
@@ -225,8 +236,10 @@ class SeqEncoder(nn.Module):
         h = self.drop(x + self.pos(pos)) * m
         causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
         eye = torch.eye(L, dtype=torch.bool, device=x.device)
-        allowed = ((causal & mask[:, None, :]) | eye).unsqueeze(1)                   # [B, 1, L, L]; padding reads itself
-        for blk in self.blocks: h = blk(h, allowed) * m
+        # [B, 1, L, L]; padding reads itself
+        allowed = ((causal & mask[:, None, :]) | eye).unsqueeze(1)
+        for blk in self.blocks:
+            h = blk(h, allowed) * m
         return self.ln(h) * m
 
 # %% ../nbs/03_model.ipynb #97682dc5
@@ -262,7 +275,8 @@ class CrossAttention(nn.Module):
         causal = torch.ones(L, L, dtype=torch.bool, device=q_in.device).tril()
         allowed = (causal & key_mask[:, None, :]).unsqueeze(1)                                 # [r, 1, L, L]
         s = ((q @ k.transpose(-1, -2)) / math.sqrt(dh)).masked_fill(~allowed, torch.finfo(q.dtype).min)
-        w = torch.softmax(s, -1) * allowed                                                     # exact zeros where masked
+        # exact zeros where masked
+        w = torch.softmax(s, -1) * allowed
         return (self.adrop(w) @ v).transpose(1, 2).reshape(r, L, d), w
 
 # %% ../nbs/03_model.ipynb #6a9dfde1
@@ -295,7 +309,8 @@ def run_thread(enc: nn.Module, # a `SeqEncoder`
     "The thread's states at mixed positions, encoding only rows that have thread items, over their own columns."
     B, L, d = x.shape
     rows = mask.any(1)                                          # [B] rows with at least one thread item
-    if not bool(rows.any()): return empty.to(x.dtype).expand(B, L, d)
+    if not bool(rows.any()):
+        return empty.to(x.dtype).expand(B, L, d)
     idx = rows.nonzero().view(-1)
     xc, cm = split_thread(x[idx], mask[idx])                    # [r, L, d], [r, L]
     w = int(cm.sum(1).max())                                    # the longest thread: the other columns are padding
@@ -311,14 +326,17 @@ class SemaCDROutput:
     rec_loss: torch.Tensor | None = None          # scalar next-item cross-entropy (over the C candidates when sampled)
     contrastive_loss: torch.Tensor | None = None  # scalar InfoNCE (None when switched off)
     aux_loss: torch.Tensor | None = None          # scalar mean of per-thread losses (None when aux_weight == 0)
-    logits: torch.Tensor | None = None            # [M, N] scores at supervised positions (row-major); None if sampled/chunked
+    # [M, N] scores at supervised positions (row-major); None if sampled/chunked
+    logits: torch.Tensor | None = None
     positions: torch.Tensor | None = None         # [M, 2] (row, column) of each logits row
     targets: torch.Tensor | None = None           # [M] local index of the true next item of each logits row
     preference: torch.Tensor | None = None        # [B, L, d] fused preference vector at every position
     item_gates: torch.Tensor | None = None        # [N, V] view coefficients of every target item (full softmax only)
-    seq_gates: torch.Tensor | None = None         # [B, T] thread coefficients at the last position (the one `score` uses)
+    # [B, T] thread coefficients at the last position (the one `score` uses)
+    seq_gates: torch.Tensor | None = None
     seq_gates_all: torch.Tensor | None = None     # [B, L, T] thread coefficients at every position
-    cross_attention: torch.Tensor | None = None   # [B, h, L, L] target query -> source key (mixed positions); rows sum to 1 or 0
+    # [B, h, L, L] target query -> source key (mixed positions); rows sum to 1 or 0
+    cross_attention: torch.Tensor | None = None
     views: tuple = ()                             # names of the V views, e.g. ('id', 'specific', 'agnostic')
     threads: tuple = ()                           # names of the T threads, e.g. ('source', 'target', 'mixed', 'cross')
 
@@ -327,7 +345,7 @@ class SemaCDR(RecModel):
     "SemaCDR: multiview items (ID, domain-specific, domain-agnostic text) + source / target / mixed / cross threads."
     config_class = SemaCDRConfig
     def __init__(self, config: SemaCDRConfig, # hyper-parameters and switches
-                 item_features: Mapping[str, torch.Tensor] | None = None, # view -> [n_items, D] (+ 'has_semantics' [n_items])
+                 item_features: Mapping[str, torch.Tensor] | None = None, # view -> [n_items, D] and 'has_semantics'
                  item_domain=None, local_index=None, # [n_items] maps (see `semacdr.base.data_maps`)
                 ):
         super().__init__(dataclasses.replace(config, feature_dims=dict(config.feature_dims)).validate(),
@@ -336,9 +354,12 @@ class SemaCDR(RecModel):
         self.sampling_correction = cfg.sampling_correction
         for v in (v for v in cfg.views if v != 'id'):
             f = torch.as_tensor(feats[v], dtype=torch.float32) if v in feats else None
-            if f is not None: cfg.feature_dims[v] = int(f.shape[1])
-            elif v not in cfg.feature_dims: raise ValueError(f'view {v!r} is enabled but item_features has no {v!r} (keys: {list(feats)})')
-            if f is not None and len(f) != n: raise ValueError(f'item_features[{v!r}] has {len(f)} rows, expected n_items={n}')
+            if f is not None:
+                cfg.feature_dims[v] = int(f.shape[1])
+            elif v not in cfg.feature_dims:
+                raise ValueError(f'view {v!r} is enabled but item_features has no {v!r} (keys: {list(feats)})')
+            if f is not None and len(f) != n:
+                raise ValueError(f'item_features[{v!r}] has {len(f)} rows, expected n_items={n}')
             f = f if f is not None else torch.zeros(n, cfg.feature_dims[v])
             self.register_buffer(f'feat_{v}', torch.cat([torch.zeros(1, f.shape[1]), f]))  # row 0 = padding
         has = torch.as_tensor(feats.get('has_semantics', torch.ones(n)), dtype=torch.float32).view(-1) > 0
@@ -365,7 +386,8 @@ def _build_layers(self: SemaCDR):
     self.seq_gate = _gate(cfg.seq_fusion, d, T, cfg.residual_init)
 
 def _gate(kind: str, d: int, n: int, init: float) -> nn.Module | None:
-    if n < 2 or kind == 'mean': return None
+    if n < 2 or kind == 'mean':
+        return None
     return ResidualFusion(d, n, init) if kind == 'residual' else FusionGate(d, n)
 
 @patch(as_prop=True)
@@ -377,11 +399,14 @@ def seq_base(self: SemaCDR) -> int:
 def _init(self: SemaCDR, m):
     if isinstance(m, (nn.Linear, nn.Embedding)):
         nn.init.normal_(m.weight, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None: nn.init.zeros_(m.bias)
-        if isinstance(m, nn.Embedding) and m.padding_idx is not None: m.weight.data[m.padding_idx].zero_()
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            m.weight.data[m.padding_idx].zero_()
 
 @patch
-def big_buffers(self: SemaCDR) -> set[str]: return {f'feat_{v}' for v in TEXT_VIEWS if hasattr(self, f'feat_{v}')}
+def big_buffers(self: SemaCDR) -> set[str]:
+    return {f'feat_{v}' for v in TEXT_VIEWS if hasattr(self, f'feat_{v}')}
 
 # %% ../nbs/03_model.ipynb #26a07a1f
 @patch
@@ -389,9 +414,12 @@ def item_views(self: SemaCDR, tokens: torch.Tensor) -> torch.Tensor:
     "[..., V, d]: every enabled view of the items `tokens` (token = global id + 1) in the common space."
     flat, vs = tokens.reshape(-1), []
     for v in self.config.views:
-        if v == 'id': vs.append(self.id_emb(flat)); continue
+        if v == 'id':
+            vs.append(self.id_emb(flat))
+            continue
         x = self.adapters[v](getattr(self, f'feat_{v}')[flat])                    # [n, d]
-        if v == 'agnostic' and self.no_semantics is not None:                     # no LLM text: a learned vector instead
+        # no LLM text: a learned vector instead
+        if v == 'agnostic' and self.no_semantics is not None:
             x = torch.where(self.has_semantics[flat, None], x, self.no_semantics)
         vs.append(x)
     return torch.stack(vs, -2).view(*tokens.shape, len(vs), -1)
@@ -410,9 +438,12 @@ def item_gate_values(self: SemaCDR, item_ids: torch.Tensor | None = None) -> tor
     "[n, V] view coefficients of items by global id (all items by default), without gradient, in eval mode."
     dev = self.token_domain.device
     ids = torch.arange(self.config.n_items, device=dev) if item_ids is None else torch.as_tensor(item_ids, device=dev)
-    was = self.training; self.eval()
-    with torch.no_grad(): g = self.fuse_items(ids + 1)[1]
-    self.train(was); return g
+    was = self.training
+    self.eval()
+    with torch.no_grad():
+        g = self.fuse_items(ids + 1)[1]
+    self.train(was)
+    return g
 
 # %% ../nbs/03_model.ipynb #52b77bc6
 @patch
@@ -426,7 +457,8 @@ def contrastive_from_views(self: SemaCDR, a: torch.Tensor, s: torch.Tensor, # [n
 def contrastive_tokens(self: SemaCDR, input_ids: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     "The step's InfoNCE items: the batch's unique input and target items that have LLM semantics (capped)."
     toks = torch.unique(torch.cat([input_ids[input_ids > 0], self.target_tokens[y]]))
-    if self.no_semantics is not None: toks = toks[self.has_semantics[toks]]
+    if self.no_semantics is not None:
+        toks = toks[self.has_semantics[toks]]
     if len(toks) > self.config.contrastive_max_items:
         toks = toks[torch.randperm(len(toks), device=toks.device)[:self.config.contrastive_max_items]]
     return toks
@@ -442,14 +474,17 @@ def contrastive_loss(self: SemaCDR, tokens: torch.Tensor) -> torch.Tensor:
 def _sequence(self: SemaCDR, input_ids: torch.Tensor, x: torch.Tensor):
     "(preference [B, L, d], thread states [B, L, T, d], coefficients [B, L, T], cross-attention) from item vectors x."
     cfg = self.config
-    if input_ids.shape[1] > cfg.maxlen: raise ValueError(f'input has {input_ids.shape[1]} columns, more than maxlen={cfg.maxlen}')
+    if input_ids.shape[1] > cfg.maxlen:
+        raise ValueError(f'input has {input_ids.shape[1]} columns, more than maxlen={cfg.maxlen}')
     valid, dom = input_ids > 0, self.token_domain[input_ids]                      # [B, L]
     masks = dict(source=valid & (dom == 1 - cfg.target_domain), target=valid & (dom == cfg.target_domain), mixed=valid)
     states = {k: run_thread(enc, x, masks[k], self.empty[k]) for k, enc in self.encoders.items()}
     attn = None
-    if self.cross is not None: states['cross'], attn = self.cross(states['target'], states['source'], masks['source'])
+    if self.cross is not None:
+        states['cross'], attn = self.cross(states['target'], states['source'], masks['source'])
     order = list(cfg.threads)
-    if isinstance(self.seq_gate, ResidualFusion): order.insert(0, order.pop(self.seq_base))   # base first
+    if isinstance(self.seq_gate, ResidualFusion):
+        order.insert(0, order.pop(self.seq_base))   # base first
     reps = torch.stack([states[k] for k in order], -2)                               # [B, L, T, d]
     pref, g = fuse(self.seq_gate, reps)
     back = [order.index(k) for k in cfg.threads]                                      # coefficients in config order
@@ -464,20 +499,25 @@ def encode(self: SemaCDR, input_ids: torch.Tensor) -> torch.Tensor:
 @patch
 def logits(self: SemaCDR, u: torch.Tensor, items: torch.Tensor | None = None, E: torch.Tensor | None = None):
     "[M, C] scores of states u [M, d] against target items (local indices, or their fused vectors E [C, d])."
-    if E is None: E = self.fuse_items(self.target_tokens if items is None else self.target_tokens[items])[0]
-    if self.config.score == 'cosine': return F.normalize(u, dim=-1) @ F.normalize(E, dim=-1).T / self.config.score_temperature
+    if E is None:
+        E = self.fuse_items(self.target_tokens if items is None else self.target_tokens[items])[0]
+    if self.config.score == 'cosine':
+        return F.normalize(u, dim=-1) @ F.normalize(E, dim=-1).T / self.config.score_temperature
     return u @ E.T
 
 @patch
 def _rec_loss(self: SemaCDR, u: torch.Tensor, y: torch.Tensor, E: torch.Tensor, cand: Candidates | None):
     "(mean cross-entropy, [M, N] logits or None) of states u [M, d] with labels y [M] against candidates E [C, d]."
-    if cand is not None: return next_item_loss(self.logits(u, E=E), cand.columns, cand.log_q), None
+    if cand is not None:
+        return next_item_loss(self.logits(u, E=E), cand.columns, cand.log_q), None
     chunk = self.config.loss_chunk
     if not chunk or len(u) <= chunk:
-        lg = self.logits(u, E=E); return F.cross_entropy(lg, y), lg
+        lg = self.logits(u, E=E)
+        return F.cross_entropy(lg, y), lg
     from torch.utils.checkpoint import checkpoint
     f = lambda uu, yy: F.cross_entropy(self.logits(uu, E=E), yy, reduction='sum')   # never all [M, N] logits at once
-    return sum(checkpoint(f, u[i:i + chunk], y[i:i + chunk], use_reentrant=False) for i in range(0, len(u), chunk)) / len(u), None
+    return sum(checkpoint(f, u[i:i + chunk], y[i:i + chunk], use_reentrant=False)
+               for i in range(0, len(u), chunk)) / len(u), None
 
 # %% ../nbs/03_model.ipynb #42bcfe66
 @patch
@@ -496,12 +536,14 @@ def forward(self: SemaCDR, input_ids: torch.Tensor, # [B, L] global id + 1, 0 = 
     pref, reps, g, attn = self._sequence(input_ids, emb[inv[:n]].view(*input_ids.shape, -1))
     out = SemaCDROutput(preference=pref, item_gates=igates[inv[n:]] if cand is None else None, seq_gates=g[:, -1],
                         seq_gates_all=g, cross_attention=attn, views=cfg.views, threads=cfg.threads)
-    if labels is None: return out
+    if labels is None:
+        return out
     E = emb[inv[n:]]                                                               # [C, d]
     out.rec_loss, out.logits = self._rec_loss(pref[sel], y, E, cand)
     out.positions, out.targets, out.loss = sel.nonzero(), y, out.rec_loss
     if cfg.aux_weight > 0:
-        out.aux_loss = sum(self._rec_loss(reps[..., i, :][sel], y, E, cand)[0] for i in range(reps.shape[-2])) / reps.shape[-2]
+        out.aux_loss = sum(self._rec_loss(reps[..., i, :][sel], y, E, cand)[0]
+                           for i in range(reps.shape[-2])) / reps.shape[-2]
         out.loss = out.loss + cfg.aux_weight * out.aux_loss
     if cfg.contrastive_on:
         out.contrastive_loss = self.step_contrastive(input_ids, y, toks, views)
@@ -520,7 +562,8 @@ def step_contrastive(self: SemaCDR, input_ids, y, toks, views) -> torch.Tensor:
 @patch
 def score(self: SemaCDR, input_ids: torch.Tensor | Mapping) -> torch.Tensor:
     "[B, N]: scores of the last position against every target-domain item (local-index order)."
-    if isinstance(input_ids, Mapping): input_ids = input_ids['input_ids']
+    if isinstance(input_ids, Mapping):
+        input_ids = input_ids['input_ids']
     toks, inv = torch.unique(torch.cat([input_ids.reshape(-1), self.target_tokens]), return_inverse=True)
     emb = self.fuse_items(toks)[0]                                                 # each item's views once
     n = input_ids.numel()
@@ -564,27 +607,32 @@ def gate_diagnostics(model: SemaCDR, # a SemaCDR (eval mode is used and restored
     """How adaptive the fusions and the cross-attention are: coefficients per view and thread, the entropy of their
     normalised magnitudes over the log of their number (1 = uniform, 0 = one view or thread), their spread across items
     and users, items with and without LLM semantics apart, and the cross-attention's entropy over uniform."""
-    was = model.training; model.eval()
+    was = model.training
+    model.eval()
     out = model(input_ids)
     items = torch.unique(input_ids[input_ids > 0])
     ig = model.fuse_items(items)[1].abs()                                        # [n, V]
     sg = out.seq_gates.abs()                                                     # [B, T]
     d = {}
     for name, g, labels in (('item', ig, model.config.views), ('seq', sg, model.config.threads)):
-        if g.shape[-1] < 2: continue
+        if g.shape[-1] < 2:
+            continue
         h = _entropy(g) / math.log(g.shape[-1])
         d[f'{name}_gate_entropy'], d[f'{name}_gate_entropy_std'] = float(h.mean()), float(h.std())
-        for j, k in enumerate(labels): d[f'{name}_coef/{k}'], d[f'{name}_coef_std/{k}'] = float(g[:, j].mean()), float(g[:, j].std())
+        for j, k in enumerate(labels):
+            d[f'{name}_coef/{k}'], d[f'{name}_coef_std/{k}'] = float(g[:, j].mean()), float(g[:, j].std())
     if ig.shape[-1] > 1 and 'agnostic' in model.config.views:
         has = model.has_semantics[items]
         for flag, tag in ((True, 'llm'), (False, 'fallback')):
             sel = has == flag
-            if sel.any(): d[f'item_coef/agnostic_{tag}'] = float(ig[sel, model.config.views.index('agnostic')].mean())
+            if sel.any():
+                d[f'item_coef/agnostic_{tag}'] = float(ig[sel, model.config.views.index('agnostic')].mean())
     if out.cross_attention is not None:
         w = out.cross_attention.mean(1)                                          # [B, L, L] mean over heads
         n = (w > 0).sum(-1)                                                      # keys read by each query
         ok = n >= 2
-        if ok.any(): d['cross_attention_entropy'] = float((_entropy(w[ok]) / n[ok].float().log()).mean())
+        if ok.any():
+            d['cross_attention_entropy'] = float((_entropy(w[ok]) / n[ok].float().log()).mean())
     model.train(was)
     return d
 

@@ -109,7 +109,8 @@ def frequent_domain_words(texts: Sequence[str], # texts of one domain
     words = [w for ws in vocabulary['own'].values() for w in ws] + list(vocabulary.get('shared', []))
     pat, counts = vocabulary_pattern(words), {}
     for t in texts:
-        for w in {m.lower() for m in pat.findall(str(t).replace('’', "'"))}: counts[w] = counts.get(w, 0) + 1
+        for w in {m.lower() for m in pat.findall(str(t).replace('’', "'"))}:
+            counts[w] = counts.get(w, 0) + 1
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
     return [(w, c / len(texts)) for w, c in top]
 
@@ -126,7 +127,8 @@ def validity_summary(records: Sequence[dict | None], # `stored_records` (None: n
     fallback = sum(bool(r['fallback']) for r in recs)
     kinds = {}
     for r in recs:
-        for k in {p.split(':')[0].strip() for p in r.get('problems') or []}: kinds[k] = kinds.get(k, 0) + 1
+        for k in {p.split(':')[0].strip() for p in r.get('problems') or []}:
+            kinds[k] = kinds.get(k, 0) + 1
     share = lambda c: c / n if n else float('nan')
     return dict(items=len(records), records=n, first_try=first, retried_valid=retried_ok, fallback=fallback,
                 shares=dict(first_try=share(first), retried_valid=share(retried_ok), fallback=share(fallback)),
@@ -140,12 +142,14 @@ def training_prefixes(ds, # a `semacdr.data` data set
     held = {}
     for t in (0, 1):
         for part in (ds.split(t).valid, ds.split(t).test):
-            for u, x in zip(part['user'], part['target']): held.setdefault(u, set()).add(int(x))
+            for u, x in zip(part['user'], part['target']):
+                held.setdefault(u, set()).add(int(x))
     out = {}
     for t in (0, 1):
         train = ds.split(t).train
         for u, s in zip(train['user'], train['items']):
-            if u not in out or len(s) < len(out[u]): out[u] = s
+            if u not in out or len(s) < len(out[u]):
+                out[u] = s
     return {u: [int(i) for i in s if int(i) not in held.get(u, ())] for u, s in out.items()}
 
 def co_interacted_partners(ds, # a `semacdr.data` data set
@@ -174,7 +178,8 @@ def co_interacted_partners(ds, # a `semacdr.data` data set
             lo, hi = CC.indptr[r], CC.indptr[r + 1]
             cnt, col = CC.data[lo:hi], CC.indices[lo:hi]
             ok = cnt >= min_users
-            if not ok.any(): continue
+            if not ok.any():
+                continue
             cnt, p = cnt[ok], p_ids[col[ok]]
             assoc = cnt / np.sqrt(users[q_ids[r]] * users[p])
             order = np.lexsort((p, -cnt, -assoc))[:top]               # ties: more users, then lower id
@@ -211,7 +216,8 @@ def cross_domain_recall(X: np.ndarray, # [n, d] item vectors of one view (row = 
             order = np.argsort(-np.take_along_axis(S, part, 1), axis=1, kind='stable')
             near = pool[np.take_along_axis(part, order, 1)]
             for i, nb in zip(qs, near):
-                for k in ks: hits[k].append(np.isin(found[i], nb[:k]).mean())
+                for k in ks:
+                    hits[k].append(np.isin(found[i], nb[:k]).mean())
         out[dom] = dict(queries=len(queries), **{f'R@{k}': float(np.mean(hits[k])) if queries else float('nan')
                                                  for k in ks},
                         chance={f'R@{k}': min(k, len(pool)) / len(pool) if len(pool) else float('nan') for k in ks})
@@ -276,7 +282,8 @@ def semantics_quality(ds, # a `semacdr.data` data set
     if max_items is not None and len(rows) > max_items:
         counts = training_item_counts(ds)[rows]
         rows = np.sort(rows[np.lexsort((rows, -counts))[:max_items]])
-    if not len(rows): raise ValueError(f"{ds.name}: no stored semantics for {cfg.model} / prompt {cfg.prompt_version}")
+    if not len(rows):
+        raise ValueError(f"{ds.name}: no stored semantics for {cfg.model} / prompt {cfg.prompt_version}")
     recs = [records[i] for i in rows]
     dom = ds.item_domain[rows]
     all_titles = ds.items['title']
@@ -305,9 +312,11 @@ def semantics_quality(ds, # a `semacdr.data` data set
                 ks=list(ks), neighbours=neighbours, mixing_k=mixing_k, mixing=mixing, seed=seed)
 
 # %% ../nbs/01a_semantics_quality.ipynb #34c4bdef
-def _pct(x: float) -> str: return '–' if x != x else f'{100 * x:.1f}%'
+def _pct(x: float) -> str:
+    return '–' if x != x else f'{100 * x:.1f}%'
 
-def _row(cells: Sequence[str]) -> str: return '| ' + ' | '.join(cells) + ' |'
+def _row(cells: Sequence[str]) -> str:
+    return '| ' + ' | '.join(cells) + ' |'
 
 def quality_markdown(report: dict, # `semantics_quality`
                     ) -> str:
@@ -328,8 +337,9 @@ def quality_markdown(report: dict, # `semantics_quality`
             f'| text | {A}: own | {A}: any | {B}: own | {B}: any |', '|---|---:|---:|---:|---:|']
     for kind in label:
         w = words[words.text == kind].set_index('domain')
-        if len(w): out.append(f"| {label[kind]} | {_pct(w.loc[0, 'own'])} | {_pct(w.loc[0, 'any'])} | "
-                              f"{_pct(w.loc[1, 'own'])} | {_pct(w.loc[1, 'any'])} |")
+        if len(w):
+            out.append(f"| {label[kind]} | {_pct(w.loc[0, 'own'])} | {_pct(w.loc[0, 'any'])} | "
+                       f"{_pct(w.loc[1, 'own'])} | {_pct(w.loc[1, 'any'])} |")
     freq = report['agnostic_domain_words']
     listed = [f"{name}: " + ', '.join(f'*{w}* {_pct(x)}' for w, x in freq[d])
               for d, name in enumerate((A, B)) if d in freq]
