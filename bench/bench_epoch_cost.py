@@ -32,7 +32,9 @@ def _v0(name, ds, target, feats, base):
     "The previous implementation's preset, with the run's shared hyper-parameters."
     import importlib.util
     spec = importlib.util.spec_from_file_location('semacdr_model_v0', ROOT/'tests'/'reference'/'semacdr_model_v0.py')
-    old = importlib.util.module_from_spec(spec); spec.loader.exec_module(old)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old                  # dataclasses look their module up
+    spec.loader.exec_module(old)
     keys = ('hidden', 'maxlen', 'heads', 'layers', 'dropout', 'sampled_negatives')
     cfg = old.SemaCDRConfig.preset(V0[name], **{k: getattr(base, k) for k in keys}, target_domain=target)
     feats = {v: feats[v] for v in cfg.views if v != 'id'} or None
