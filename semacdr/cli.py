@@ -29,9 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     "Dispatch `semacdr COMMAND ...` to the function that implements COMMAND."
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h', '--help'):
-        print(_usage()); return 0
+        print(_usage())
+        return 0
     if argv[0] not in COMMANDS:
-        print(f"semacdr: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr); return 2
+        print(f"semacdr: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
     module, fn, _ = COMMANDS[argv[0]]
     return getattr(importlib.import_module(module), fn)(argv[1:]) or 0
 
@@ -52,6 +54,7 @@ def config_from_args(cls,                               # the command's config d
     if ns.config:
         import yaml
         values = yaml.safe_load(Path(ns.config).read_text(encoding='utf-8')) or {}
-        if section and isinstance(values.get(section), dict): values = values[section]
+        if section and isinstance(values.get(section), dict):
+            values = values[section]
     values = deep_update(values, given_options(ns, cls))
     return from_dict(cls, values, f'{ns.config or "command line"}'), ns

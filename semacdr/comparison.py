@@ -35,9 +35,12 @@ def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}
     return grid[:trials]
 
 # %% ../nbs/07_comparison.ipynb #0b03402d
-def _trainable(name: str) -> bool: return name != 'pop'
-def _is_baseline(name: str) -> bool: return not name.startswith('semacdr')
-def _tunes(name: str) -> bool: return _trainable(name) and (name == 'semacdr' or _is_baseline(name))
+def _trainable(name: str) -> bool:
+    return name != 'pop'
+def _is_baseline(name: str) -> bool:
+    return not name.startswith('semacdr')
+def _tunes(name: str) -> bool:
+    return _trainable(name) and (name == 'semacdr' or _is_baseline(name))
 
 def _with(cfg: RunConfig, name: str, params: dict) -> RunConfig:
     return replace(cfg, hparams={**cfg.hparams, name: {**cfg.hparams.get(name, {}), **params}})
@@ -45,7 +48,8 @@ def _with(cfg: RunConfig, name: str, params: dict) -> RunConfig:
 def _search(cfg: RunConfig) -> dict:
     s = {'trials': 4, 'seed': 0, 'space': {}, **(cfg.search or {})}
     unknown = set(s) - {'trials', 'seed', 'space'}
-    if unknown: raise ValueError(f"search: unknown field(s) {sorted(unknown)} (known: trials, seed, space)")
+    if unknown:
+        raise ValueError(f"search: unknown field(s) {sorted(unknown)} (known: trials, seed, space)")
     return s
 
 # %% ../nbs/07_comparison.ipynb #086c57c7
@@ -56,7 +60,8 @@ def _save(results: Path, records: list, cases: dict, search: dict):
     atomic_write_text(results/'search.json', json.dumps(search, indent=1))
     atomic_write_text(results/'tables.md', write_tables(results))
 
-def _case_key(r: dict) -> str: return f"{r['model']}|{r['target']}|{r['seed']}"
+def _case_key(r: dict) -> str:
+    return f"{r['model']}|{r['target']}|{r['seed']}"
 
 def tune(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=print) -> dict:
     "Validation trials of every tuned model and target; {model: {target: chosen params}} (also in state['search'])."
@@ -69,7 +74,8 @@ def tune(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=print) 
                 rec = run_one(_with(cfg, name, params), ds, name, t, cfg.seeds[0], features,
                               out/'tuning'/f'trial-{stable_hash(params, n=8)}')
                 trials.append({**rec, 'stage': 'trial', 'trial': k, 'params': params})
-                log(f"trial {k + 1}/{s['trials']} {name} · {ds.domains[t]} {params}: valid {rec[f'valid/{cfg.train.metric}']:.4f}")
+                log(f"trial {k + 1}/{s['trials']} {name} · {ds.domains[t]} {params}: valid "
+                    f"{rec[f'valid/{cfg.train.metric}']:.4f}")
             best = max(trials, key=lambda r: r[f'valid/{cfg.train.metric}'])
             chosen.setdefault(name, {})[ds.domains[t]] = best['params']
             state['records'] = [r for r in state['records'] if not (r['stage'] == 'trial' and r['model'] == name
@@ -92,7 +98,8 @@ def final_runs(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=p
                 state['records'] = [r for r in state['records'] if not (r['stage'] == 'final' and
                                                                         _case_key(r) == _case_key(rec))] + [rec]
                 state['cases'][_case_key(rec)] = json.loads((Path(rec['run_dir'])/'test_cases.json').read_text())
-                log(f"final {name} · {ds.domains[t]} · seed {seed}: test NDCG@10 {rec.get('full/NDCG@10', float('nan')):.4f}")
+                log(f"final {name} · {ds.domains[t]} · seed {seed}: test NDCG@10 "
+                    f"{rec.get('full/NDCG@10', float('nan')):.4f}")
                 save()
     return [r for r in state['records'] if r['stage'] == 'final']
 
@@ -101,14 +108,17 @@ def compare(cfg: RunConfig | str | Path, # a RunConfig or its yaml
             results: str | Path, # folder for records.json, cases.json, search.json and the tables
             sets: list[str] = (), log=print) -> Path:
     "Tune, train the seeds, test and write the records and tables of one comparison (resumable)."
-    if not isinstance(cfg, RunConfig): cfg = load_run_config(cfg, sets)
-    results = Path(results); results.mkdir(parents=True, exist_ok=True)
+    if not isinstance(cfg, RunConfig):
+        cfg = load_run_config(cfg, sets)
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
     out = Path(cfg.output_dir)/cfg.name
     t0 = time.perf_counter()
     ds = cfg.data.load()
     features, _, info = prepare_features(cfg, ds, log)
     old = json.loads((results/'records.json').read_text()) if (results/'records.json').exists() else []
-    state = {'records': old, 'cases': json.loads((results/'cases.json').read_text()) if (results/'cases.json').exists() else {},
+    state = {'records': old,
+             'cases': json.loads((results/'cases.json').read_text()) if (results/'cases.json').exists() else {},
              'search': {**_search(cfg), 'config': to_dict(cfg), 'features': info}}
     save = lambda: _save(results, state['records'], state['cases'], state['search'])
     for t in cfg.targets:                       # one direction finished (tuned and seeded) before the next one starts
@@ -129,7 +139,8 @@ def case_metric(cases: dict, keys: list[str], protocol: str, metric: str) -> np.
         m = metrics_from_ranks(np.asarray(c['rank']), (k,) if k else (10,))
         rows.append(np.asarray(m[metric], dtype=np.float64))
     users = [tuple(cases[key][protocol]['user']) for key in keys]
-    if len(set(users)) > 1: raise ValueError(f"case_metric: runs {keys} scored different users")
+    if len(set(users)) > 1:
+        raise ValueError(f"case_metric: runs {keys} scored different users")
     return np.stack(rows)
 
 def significance(records: list[dict], cases: dict, metrics=('NDCG@10', 'HR@10')) -> pd.DataFrame:
@@ -141,7 +152,8 @@ def significance(records: list[dict], cases: dict, metrics=('NDCG@10', 'HR@10'))
         g = fin[fin.target == target]
         means = g.groupby('model')[f'{proto}/{metric}'].mean()
         base = means[[m for m in means.index if _is_baseline(m)]]
-        if 'semacdr' not in means or base.empty: continue
+        if 'semacdr' not in means or base.empty:
+            continue
         pairs = [('semacdr', base.idxmax(), 'vs best baseline')] + \
                 [(m, 'semacdr', 'ablation vs semacdr') for m in means.index if m.startswith('semacdr-')]
         for a, b, kind in pairs:
@@ -182,21 +194,27 @@ def write_tables(results: str | Path, # a folder with records.json, cases.json a
     cases = json.loads((results/'cases.json').read_text())
     search = json.loads((results/'search.json').read_text())
     fin = pd.DataFrame([r for r in records if r['stage'] == 'final'])
-    if fin.empty: return '(no final runs recorded yet)\n'
+    if fin.empty:
+        return '(no final runs recorded yet)\n'
     sig = significance(records, cases)
     seeds = sorted(fin.seed.unique().tolist())
     out = [f"Test split, mean ± std over seeds {seeds}. ▲ / ▼: SemaCDR significantly better / worse than the best "
            "baseline (paired over test users, seeds averaged: Wilcoxon and t-test p < 0.05 and the bootstrap 95% "
            "interval excludes 0); no mark: no significant difference."]
-    for t in fin.target.unique(): out += [f"\n**Target: {t}**\n", _main_table(fin, t, sig)]
+    for t in fin.target.unique():
+        out += [f"\n**Target: {t}**\n", _main_table(fin, t, sig)]
     if len(sig):
         s = sig.assign(verdict=[_verdict(r) for _, r in sig.iterrows()],
                        CI=[f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(sig.ci_low, sig.ci_high)])
-        out += ["\n**Paired tests**\n", s[['target', 'protocol', 'metric', 'a', 'b', 'n', 'mean_a', 'mean_b', 'diff', 'CI',
-                                           'p_wilcoxon', 'p_ttest', 'verdict']].to_markdown(index=False, floatfmt='.4f')]
-    out += ["\n**Search** (validation NDCG@10, seed " + str(seeds[0]) + f"; {search['trials']} trials per tuned model)\n",
-            _search_table(records, search)]
+        cols = ['target', 'protocol', 'metric', 'a', 'b', 'n', 'mean_a', 'mean_b', 'diff', 'CI', 'p_wilcoxon',
+                'p_ttest', 'verdict']
+        out += ["\n**Paired tests**\n", s[cols].to_markdown(index=False, floatfmt='.4f')]
+    out += ["\n**Search** (validation NDCG@10, seed " + str(seeds[0])
+            + f"; {search['trials']} trials per tuned model)\n", _search_table(records, search)]
     out += ["\n**Convergence**\n", _convergence_table(records)]
+    diag = _diagnostics_table(records)
+    if diag:
+        out += ["\n**Fusion diagnostics** (kept epoch, mean over seeds; entropies over their maximum: 1 = uniform)\n", diag]
     return '\n'.join(out) + '\n'
 
 def _search_table(records: list[dict], search: dict) -> str:
@@ -211,8 +229,18 @@ def _search_table(records: list[dict], search: dict) -> str:
 
 def _convergence_table(records: list[dict]) -> str:
     df = pd.DataFrame([r for r in records if r['model'] != 'pop'])
-    if df.empty: return '(no trained runs)'
+    if df.empty:
+        return '(no trained runs)'
     g = df.groupby(['stage', 'model'], sort=False)
     tab = pd.DataFrame({'runs': g.size(), 'at the cap': g.hit_cap.sum(), 'median epochs run': g.epochs_run.median(),
-                        'median best epoch': g.best_epoch.median(), 'median s/epoch': g.sec_per_epoch.median().round(1)})
+                        'median best epoch': g.best_epoch.median(),
+                        'median s/epoch': g.sec_per_epoch.median().round(1)})
     return tab.to_markdown()
+
+def _diagnostics_table(records: list[dict]) -> str | None:
+    "Mean fusion diagnostics of the kept epoch, per SemaCDR variant and target (None when no run reports them)."
+    df = pd.DataFrame([r for r in records if r['stage'] == 'final'])
+    cols = [c for c in df.columns if c.startswith('diag/') and '_std' not in c]
+    if not cols: return None
+    tab = df[df[cols].notna().any(axis=1)].groupby(['model', 'target'], sort=False)[cols].mean()
+    return tab.rename(columns=lambda c: c[5:]).round(3).to_markdown()

@@ -32,7 +32,8 @@ def model_spec(name: str, # a registered name, or 'module:name' (imports module,
     if name not in MODELS and ':' in name:
         importlib.import_module(name.split(':', 1)[0])
         name = name.split(':', 1)[1]
-    if name not in MODELS: raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
     return MODELS[name]
 
 def needs_text(name: str) -> bool:
@@ -64,7 +65,8 @@ FALLBACK_VIEWS = {'semacdr-fallback-text': ('specific_fallback', 'agnostic_fallb
 @dataclass
 class DataConfig:
     "Which data set, and how to build it."
-    name: str = 'movielens'                  # movielens (ml-100k), ml-1m, food-kitchen, or a folder (LLMCDSR layout / saved data set)
+    # movielens (ml-100k), ml-1m, food-kitchen, or a folder (LLMCDSR layout / saved data set)
+    name: str = 'movielens'
     domains: tuple | None = None             # MovieLens genre pair (default Comedy, Drama)
     min_per_domain: int | None = None        # MovieLens: ratings a user needs in each domain
 
@@ -87,27 +89,36 @@ class RunConfig:
     model: SemaCDRConfig = field(default_factory=SemaCDRConfig)    # hyper-parameters shared by the zoo
     train: TrainConfig = field(default_factory=TrainConfig)
     models: tuple = ('semacdr', 'sasrec-target', 'sasrec-mixed')   # registered model names (`semacdr.base.MODELS`)
-    hparams: dict = field(default_factory=dict)                    # per model: {name: {field: value}} for its config or `train`
-    search: dict = field(default_factory=dict)                     # tuning of `semacdr.comparison.compare`: trials, seed, space
+    # per model: {name: {field: value}} for its config or `train`
+    hparams: dict = field(default_factory=dict)
+    # tuning of `semacdr.comparison.compare`: trials, seed, space
+    search: dict = field(default_factory=dict)
     targets: tuple = (0, 1)                                        # target domains: 1 = A→B, 0 = B→A
     protocols: tuple = ('full', 'sampled-100')                     # test protocols reported
     seeds: tuple = (0,)                                            # one training run per seed; tables show mean ± std
     output_dir: str = 'runs'
-    jobs: int = 1                                                  # trainings run at once, each in its own process (the CPU threads are split between them)
+    # trainings run at once, each in its own process (the CPU threads are split between them)
+    jobs: int = 1
 
 # %% ../nbs/05_experiments.ipynb #e76aa7a8
 def _parse_value(v: str):
     "Command-line values: JSON where it parses (numbers, lists, true/false/null), else the string."
-    try: return json.loads(v)
-    except json.JSONDecodeError: return v
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError:
+        return v
 
 def apply_overrides(d: dict, sets: list[str]) -> dict:
     "Apply `key.sub=value` overrides to a nested config dict (returns a new dict)."
     d = json.loads(json.dumps(d))
     for s in sets:
-        if '=' not in s: raise ValueError(f"override {s!r} is not key=value")
-        k, v = s.split('=', 1); node = d; parts = k.split('.')
-        for p in parts[:-1]: node = node.setdefault(p, {})
+        if '=' not in s:
+            raise ValueError(f"override {s!r} is not key=value")
+        k, v = s.split('=', 1)
+        node = d
+        parts = k.split('.')
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
         node[parts[-1]] = _parse_value(v)
     return d
 
@@ -120,13 +131,16 @@ def load_run_config(path: str | Path | None = None, sets: list[str] = ()) -> Run
 # %% ../nbs/05_experiments.ipynb #c038545e
 def prepare_features(cfg: RunConfig, ds: CrossDomainDataset, log=print) -> tuple[dict | None, object, dict]:
     "LLM semantics (generated if missing) and text features of every view, when a model needs them."
-    if not any(needs_text(m) for m in cfg.models): return None, None, {}
+    if not any(needs_text(m) for m in cfg.models):
+        return None, None, {}
     from semacdr.encoder import encode_item_views
     from semacdr.semantics import generate_semantics, load_semantics, SemanticsConfig
     scfg = from_dict(SemanticsConfig, cfg.semantics, 'semantics')
     t0 = time.perf_counter()
-    if scfg.generate_missing: generate_semantics(ds, scfg)       # only the items the stores lack
-    sem = load_semantics(ds, scfg, allow_missing=bool(scfg.max_items) or not scfg.generate_missing)   # else: marked fallbacks
+    if scfg.generate_missing:
+        generate_semantics(ds, scfg)       # only the items the stores lack
+    # else: marked fallbacks
+    sem = load_semantics(ds, scfg, allow_missing=bool(scfg.max_items) or not scfg.generate_missing)
     t1 = time.perf_counter()
     views = ('specific', 'agnostic') + tuple(v for m in cfg.models for v in FALLBACK_VIEWS.get(m, ()))
     feats = encode_item_views(ds, sem, cfg.encoder, views=tuple(dict.fromkeys(views)))
@@ -147,18 +161,24 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
     model = build_model(name, ds, target, features, cfg.model, hp)
     tcfg = replace(cfg.train, **train_hp, seed=seed, output_dir=str(out/'models'/name/f't{target}-s{seed}'),
                    test_protocols=tuple(cfg.protocols))
-    if not any(p.requires_grad for p in model.parameters()): tcfg = replace(tcfg, epochs=0)   # e.g. popularity
+    if not any(p.requires_grad for p in model.parameters()):
+        tcfg = replace(tcfg, epochs=0)   # e.g. popularity
     res = train(model, ds, target, tcfg, extra=cfg_extra(cfg) if needs_text(name) else None)
     rec = {'model': name, 'target': ds.domains[target], 'direction': f'{ds.domains[1 - target]}→{ds.domains[target]}',
            'seed': seed, 'best_epoch': res.best_epoch, 'epochs_run': res.epochs_run, 'sec_per_epoch': res.sec_per_epoch,
            'hit_cap': bool(getattr(res, 'hit_cap', False)), 'stopped_early': res.stopped_early,
            f'valid/{tcfg.metric}': res.best_score,
-           'peak_mem_mb': max((h.get('peak_mem_mb', 0) for h in res.history), default=float('nan')),   # the process's peak (RSS on CPU)
+           # the process's peak (RSS on CPU)
+           'peak_mem_mb': max((h.get('peak_mem_mb', 0) for h in res.history), default=float('nan')),
            'params': sum(p.numel() for p in model.parameters()), 'run_dir': tcfg.output_dir}
+    if res.best_epoch:   # the fusion diagnostics of the kept epoch (models that report them)
+        rec.update({k: v for k, v in res.history[res.best_epoch - 1].items() if k.startswith('diag/')})
     for proto, m in res.test.items():
         for k, v in m.items():
-            if isinstance(v, (int, float)) and k != 'n_cases': rec[f'{proto}/{k}'] = v
-    if cases: write_test_cases(model, ds, target, tcfg)
+            if isinstance(v, (int, float)) and k != 'n_cases':
+                rec[f'{proto}/{k}'] = v
+    if cases:
+        write_test_cases(model, ds, target, tcfg)
     return rec
 
 def cfg_extra(cfg: RunConfig) -> dict:
@@ -170,7 +190,8 @@ def write_test_cases(model, ds, target: int, tcfg: TrainConfig) -> Path:
     "Each test case's user and rank under every protocol, from the best weights (skipped when already written)."
     from semacdr.evaluation import evaluate
     path = Path(tcfg.output_dir)/'test_cases.json'
-    if path.exists(): return path
+    if path.exists():
+        return path
     maxlen = tcfg.maxlen or getattr(getattr(model, 'config', None), 'maxlen', 50)
     out = {}
     for proto in tcfg.test_protocols:
@@ -180,7 +201,7 @@ def write_test_cases(model, ds, target: int, tcfg: TrainConfig) -> Path:
     return atomic_write_text(path, json.dumps(out))
 
 def _run_job(cfg_dict: dict, features_path: str | None, name: str, target: int, seed: int, threads: int) -> dict:
-    "One `run_one` in a fresh worker process (see `RunConfig.jobs`): data from its loader, features from the run folder."
+    "One `run_one` in a fresh worker process (`RunConfig.jobs`): data from its loader, features from the run folder."
     torch.set_num_threads(threads)
     cfg = from_dict(RunConfig, cfg_dict, 'run config')
     cfg = replace(cfg, train=replace(cfg.train, progress=False))   # no interleaved bars; epochs are still logged
@@ -189,7 +210,7 @@ def _run_job(cfg_dict: dict, features_path: str | None, name: str, target: int, 
     return run_one(cfg, cfg.data.load(), name, target, seed, feats, Path(cfg.output_dir)/cfg.name)
 
 def _run_parallel(cfg: RunConfig, ds, features, out: Path, grid: list[tuple], log=print) -> dict:
-    "Run the (seed, target, model) grid in `cfg.jobs` worker processes, largest training sets first; {(seed, target, model): record}."
+    "Run the (seed, target, model) grid in `cfg.jobs` processes, largest training sets first; records by those keys."
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from semacdr.encoder import save_item_features
@@ -202,15 +223,18 @@ def _run_parallel(cfg: RunConfig, ds, features, out: Path, grid: list[tuple], lo
         futs = {g: ex.submit(_run_job, to_dict(cfg), fpath, g[2], g[1], g[0], threads) for g in order}
         done = {}
         for g, f in futs.items():
-            done[g] = f.result(); log(f"== done: {g[2]} · target {ds.domains[g[1]]} · seed {g[0]}")
+            done[g] = f.result()
+            log(f"== done: {g[2]} · target {ds.domains[g[1]]} · seed {g[0]}")
     return done
 
 def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
         sets: list[str] = (),        # overrides, with a path
         log=print) -> pd.DataFrame:
     "Run a config end to end; returns the per-(model, target, seed) records and writes tables and figures."
-    if not isinstance(cfg, RunConfig): cfg = load_run_config(cfg, sets)
-    out = Path(cfg.output_dir)/cfg.name; out.mkdir(parents=True, exist_ok=True)
+    if not isinstance(cfg, RunConfig):
+        cfg = load_run_config(cfg, sets)
+    out = Path(cfg.output_dir)/cfg.name
+    out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out/'config.yaml')
     t0 = time.perf_counter()
     ds = cfg.data.load()
@@ -220,7 +244,8 @@ def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
     features, _, info = prepare_features(cfg, ds, log)
     t1 = time.perf_counter()
     grid = [(seed, target, name) for seed in cfg.seeds for target in cfg.targets for name in cfg.models]
-    if cfg.jobs > 1 and len(grid) > 1: done = _run_parallel(cfg, ds, features, out, grid, log)
+    if cfg.jobs > 1 and len(grid) > 1:
+        done = _run_parallel(cfg, ds, features, out, grid, log)
     else:
         done = {}
         for g in grid:
@@ -233,8 +258,10 @@ def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
     tables = results_tables(df, cfg.protocols)
     md = '\n\n'.join(f'### Target: {t}\n\n{tab.to_markdown()}' for t, tab in tables.items())
     atomic_write_text(out/'results.md', md + '\n')
-    atomic_write_text(out/'results.json', json.dumps({'config': to_dict(cfg), 'timing': {**info, 'total_seconds': round(time.perf_counter() - t0, 1)},
-                                                      'tables': {t: tab.to_dict() for t, tab in tables.items()}}, indent=2, default=str))
+    timing = {**info, 'total_seconds': round(time.perf_counter() - t0, 1)}
+    atomic_write_text(out/'results.json',
+                      json.dumps({'config': to_dict(cfg), 'timing': timing,
+                                  'tables': {t: tab.to_dict() for t, tab in tables.items()}}, indent=2, default=str))
     plot_results(df, cfg.protocols[0], out/'results.png')
     log(f"== tables and figure: {time.perf_counter() - t2:.1f} s; total {time.perf_counter() - t0:.1f} s")
     log(f"\nResults ({', '.join(cfg.protocols)}; mean ± std over seeds {list(cfg.seeds)}), saved in {out}:\n\n{md}")
@@ -251,31 +278,38 @@ def results_tables(df: pd.DataFrame, protocols, metrics=('HR@10', 'NDCG@10', 'MR
         for c in cols:
             mean, std = agg[(c, 'mean')], agg[(c, 'std')].fillna(0)
             best = mean.max()
-            tab[c] = [('**' if m == best else '') + (f'{m:.4f} ± {s:.4f}' if len(g.seed.unique()) > 1 else f'{m:.4f}') + ('**' if m == best else '')
+            tab[c] = [('**' if m == best else '') + (f'{m:.4f} ± {s:.4f}' if len(g.seed.unique()) > 1 else f'{m:.4f}')
+                      + ('**' if m == best else '')
                       for m, s in zip(mean, std)]
         tables[target] = tab
     return tables
 
 def plot_results(df: pd.DataFrame, protocol: str, path: str | Path | None = None, metric: str = 'NDCG@10'):
     "Bar chart of `metric` per model and target domain (mean over seeds, std as error bars)."
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib
+    import matplotlib.pyplot as plt
     col = f'{protocol}/{metric}'
     agg = df.groupby(['target', 'model'], sort=False)[col].agg(['mean', 'std']).fillna(0).reset_index()
-    targets = list(dict.fromkeys(agg.target)); models = list(dict.fromkeys(agg.model))
+    targets = list(dict.fromkeys(agg.target))
+    models = list(dict.fromkeys(agg.model))
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(models) * len(targets) / 2, 3.2))
     w = 0.8 / len(models)
     for j, m in enumerate(models):
         sub = agg[agg.model == m].set_index('target').reindex(targets)
         ax.bar(np.arange(len(targets)) + j * w, sub['mean'], w, yerr=sub['std'], label=m)
     ax.set_xticks(np.arange(len(targets)) + w * (len(models) - 1) / 2, [f'target: {t}' for t in targets])
-    ax.set_ylabel(f'{metric} ({protocol})'); ax.legend(fontsize=7, ncol=2); fig.tight_layout()
-    if path: fig.savefig(path, dpi=120)
+    ax.set_ylabel(f'{metric} ({protocol})')
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=120)
     return fig
 
 # %% ../nbs/05_experiments.ipynb #6fb873d8
 def run_cli(argv: list[str] | None = None) -> int:
     "`semacdr run [CONFIG] [--set key=value ...]`: run a config end to end and print the results tables."
-    ap = argparse.ArgumentParser(prog='semacdr run', description='Run a config end to end: data, semantics, encoding, training, results.')
+    ap = argparse.ArgumentParser(prog='semacdr run',
+                                 description='Run a config end to end: data, semantics, encoding, training, results.')
     ap.add_argument('config', nargs='?', help='yaml/json RunConfig (default: the built-in MovieLens defaults)')
     ap.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE',
                     help='override a field, e.g. --set train.epochs=5 --set seeds=[0,1,2]')

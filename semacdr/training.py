@@ -66,8 +66,10 @@ class TrainConfig:
 def lr_lambda(step: int, total: int, warmup: float = 0.0, cosine: bool = False, min_ratio: float = 0.0) -> float:
     "LR multiplier at optimizer step `step` (0-based) of `total`."
     w = int(round(warmup * total)) if 0 < warmup < 1 else int(warmup)
-    if w and step < w: return (step + 1) / w
-    if not cosine: return 1.0
+    if w and step < w:
+        return (step + 1) / w
+    if not cosine:
+        return 1.0
     p = min(1.0, (step - w) / max(1, total - w))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
@@ -87,9 +89,11 @@ class EpochRows(TorchDataset):
             from transformers.trainer_pt_utils import get_length_grouped_indices
             g = torch.Generator().manual_seed(int(rng.integers(2**62)))
             order = np.asarray(get_length_grouped_indices(self.lengths, self.group_size, generator=g))
-        else: order = rng.permutation(n) if self.shuffle else np.arange(n)
+        else:
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
         self.epoch, self.order = epoch, order
-    def __len__(self): return len(self.seqs)
+    def __len__(self):
+        return len(self.seqs)
     def __getitem__(self, i):
         j = int(self.order[i])
         return j, self.seqs[j]
@@ -129,7 +133,8 @@ class TrainResult:
     n_processes: int = 1
     resumed_from: str | None = None
 
-    def to_dict(self) -> dict: return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
 def ended_at_cap(best_epoch: int, # 1-based best epoch (0: nothing trained)
             epochs: int,     # the cap, `TrainConfig.epochs`
@@ -151,7 +156,8 @@ class TrainState:
     seen: list = field(default_factory=list)     # training rows this process saw in the half-done epoch
     sec: float = 0.0              # training seconds spent in the half-done epoch
 
-    def to_json(self) -> str: return json.dumps(dataclasses.asdict(self))
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
     @classmethod
     def load(cls, path: str | Path) -> TrainState:
         "Read a `trainer_state.json`."
@@ -159,9 +165,11 @@ class TrainState:
 
 def read_history(path: str | Path) -> list[dict]:
     "Per-epoch records from a run folder, a `history.jsonl` file, or a `TrainResult`."
-    if isinstance(path, TrainResult): return list(path.history)
+    if isinstance(path, TrainResult):
+        return list(path.history)
     path = Path(path)
-    if path.is_dir(): path = path/'history.jsonl'
+    if path.is_dir():
+        path = path/'history.jsonl'
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
 
 # %% ../nbs/04_training.ipynb #ce98b9d2
@@ -176,18 +184,24 @@ def plot_history(history,                       # a run folder, a history.jsonl 
     if ax is None:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
-    else: fig = ax[0].figure
+    else:
+        fig = ax[0].figure
     ax[0].plot([r['epoch'] for r in h], [r['loss'] for r in h], marker='o', ms=3)
     ax[0].set(xlabel='epoch', ylabel='training loss', title='loss')
     for m in metrics:
         pts = [(r['epoch'], r[f'valid/{m}']) for r in h if f'valid/{m}' in r]
-        if pts: ax[1].plot(*zip(*pts), marker='o', ms=3, label=m)
+        if pts:
+            ax[1].plot(*zip(*pts), marker='o', ms=3, label=m)
     best = [r.get('best_epoch') for r in h if r.get('best_epoch')]
-    if best: ax[1].axvline(best[-1], color='grey', ls='--', lw=1, label=f'best (epoch {best[-1]})')
+    if best:
+        ax[1].axvline(best[-1], color='grey', ls='--', lw=1, label=f'best (epoch {best[-1]})')
     ax[1].set(xlabel='epoch', ylabel='validation', title='validation (full ranking)')
-    if ax[1].lines: ax[1].legend(fontsize=8)
-    for a in ax: a.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if title: fig.suptitle(title)
+    if ax[1].lines:
+        ax[1].legend(fontsize=8)
+    for a in ax:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -203,11 +217,14 @@ def save_curves(history, path: str | Path, title: str | None = None) -> Path:
 # %% ../nbs/04_training.ipynb #451a7dc2
 class RunFolder:
     "The files of one run: train_config.json, history.jsonl, checkpoints/, best/, results.json, curves.png."
-    def __init__(self, path: str | Path): self.path = Path(path)
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
     @property
-    def config_file(self) -> Path: return self.path/'train_config.json'
+    def config_file(self) -> Path:
+        return self.path/'train_config.json'
     @property
-    def best(self) -> Path: return self.path/'best'
+    def best(self) -> Path:
+        return self.path/'best'
 
     def fingerprint(self) -> dict | None:
         "The fingerprint stored with the run (None: no run here)."
@@ -224,19 +241,23 @@ class RunFolder:
     def write_history(self, records: list[dict]):
         atomic_write_text(self.path/'history.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
     def append_history(self, rec: dict):
-        with open(self.path/'history.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+        with open(self.path/'history.jsonl', 'a') as f:
+            f.write(json.dumps(rec) + '\n')
     def write_curves(self, history: list[dict]) -> Path | None:
         "curves.png of the history (nothing for a run without epochs)."
         return save_curves(history, self.path/'curves.png', title=self.path.name) if history else None
 
-    def remove(self): shutil.rmtree(self.path, ignore_errors=True)
+    def remove(self):
+        shutil.rmtree(self.path, ignore_errors=True)
     def clear(self):
         "Delete everything but train_config.json (a run that starts over in the same folder)."
         for p in self.path.iterdir() if self.path.exists() else []:
-            if p != self.config_file: shutil.rmtree(p) if p.is_dir() else p.unlink()
+            if p != self.config_file:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 # %% ../nbs/04_training.ipynb #1bbe61a3
-def _ckpt_name(epoch: int, step: int) -> str: return f'e{epoch:04d}-s{step:06d}'
+def _ckpt_name(epoch: int, step: int) -> str:
+    return f'e{epoch:04d}-s{step:06d}'
 
 @patch
 def checkpoints(self: RunFolder) -> list[Path]:
@@ -260,15 +281,19 @@ def checkpoint_path(self: RunFolder, epoch: int, step: int, tmp: bool = False) -
 def prune(self: RunFolder, keep: int):
     "Keep the newest `keep` epoch-end checkpoints and the newest one; drop older ones and unfinished temporaries."
     done = self.checkpoints()
-    if not done: return
+    if not done:
+        return
     ends = [p for p in done if p.name.endswith('-s000000')]
     keep_set = set(ends[-max(1, keep):]) | {done[-1]}
     for p in done:
-        if p not in keep_set: shutil.rmtree(p, ignore_errors=True)
-    for p in (self.path/'checkpoints').glob('.tmp-*'): shutil.rmtree(p, ignore_errors=True)
+        if p not in keep_set:
+            shutil.rmtree(p, ignore_errors=True)
+    for p in (self.path/'checkpoints').glob('.tmp-*'):
+        shutil.rmtree(p, ignore_errors=True)
 
 @patch
-def drop_checkpoints(self: RunFolder): shutil.rmtree(self.path/'checkpoints', ignore_errors=True)
+def drop_checkpoints(self: RunFolder):
+    shutil.rmtree(self.path/'checkpoints', ignore_errors=True)
 
 # %% ../nbs/04_training.ipynb #60ed36ea
 def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
@@ -277,11 +302,13 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
     tmp = path.with_name(f'.tmp-{path.name}')
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if hasattr(model, 'save_pretrained'): model.save_pretrained(tmp)
+    if hasattr(model, 'save_pretrained'):
+        model.save_pretrained(tmp)
     else:
         from safetensors.torch import save_model
         save_model(model, str(tmp/'model.safetensors'))
-    if path.exists(): shutil.rmtree(path)
+    if path.exists():
+        shutil.rmtree(path)
     tmp.rename(path)
     return path
 
@@ -294,7 +321,8 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
             load_model(model, str(path/'model.safetensors'))
             return model
         except (RuntimeError, KeyError):
-            if not hasattr(type(model), 'from_pretrained'): raise
+            if not hasattr(type(model), 'from_pretrained'):
+                raise
     model.load_state_dict(type(model).from_pretrained(path).state_dict())   # a save_pretrained with another layout
     return model
 
@@ -308,7 +336,8 @@ def make_accelerator(cfg: TrainConfig):
     kw = dict(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision,
               dataloader_config=DataLoaderConfiguration(split_batches=True, even_batches=True),
               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)])
-    try: return Accelerator(**kw)
+    try:
+        return Accelerator(**kw)
     except ValueError:   # AcceleratorState already initialised with another precision/device in this process
         AcceleratorState._reset_state(reset_partial_state=False)
         return Accelerator(**kw)
@@ -325,8 +354,10 @@ def buffers_digest(model: torch.nn.Module) -> str:
 
 def _model_config(model) -> dict:
     c = getattr(model, 'config', None)
-    if dataclasses.is_dataclass(c): return to_dict(c)
-    if hasattr(c, 'to_dict'): return c.to_dict()
+    if dataclasses.is_dataclass(c):
+        return to_dict(c)
+    if hasattr(c, 'to_dict'):
+        return c.to_dict()
     return {}
 
 _NOT_FINGERPRINTED = {'output_dir', 'resume', 'overwrite', 'progress', 'num_workers', 'keep_checkpoints',
@@ -350,10 +381,12 @@ def same_config(old: dict, new: dict, model, cfg: TrainConfig) -> bool:
     defaults = {'train_config': to_dict(type(cfg)()),
                 'model_config': to_dict(type(mc)()) if dataclasses.is_dataclass(mc) else {}}
     old, new, defaults = (json.loads(json.dumps(x, default=str)) for x in (old, new, defaults))
-    for d in (old, new): d.pop('inputs', None)
+    for d in (old, new):
+        d.pop('inputs', None)
     for sec, d in defaults.items():
         o, n = old.get(sec, {}), new.get(sec, {})
-        if any(k not in d or n[k] != d[k] for k in n.keys() - o.keys()): return False
+        if any(k not in d or n[k] != d[k] for k in n.keys() - o.keys()):
+            return False
         new[sec] = {k: v for k, v in n.items() if k in o}
         old[sec] = {k: v for k, v in o.items() if k in n or k not in d}   # fields no longer fingerprinted drop out
     return old == new
@@ -370,10 +403,14 @@ def replay_stop(history: list[dict], # epoch records of a run (history.jsonl)
     best, bad = -math.inf, 0
     for rec in history:
         score = rec.get(f'valid/{cfg.metric}')
-        if score is None: continue
-        if score > best + cfg.min_delta: best, bad = score, 0
-        else: bad += 1
-        if cfg.patience and bad >= cfg.patience: return rec['epoch']
+        if score is None:
+            continue
+        if score > best + cfg.min_delta:
+            best, bad = score, 0
+        else:
+            bad += 1
+        if cfg.patience and bad >= cfg.patience:
+            return rec['epoch']
     return None
 
 def same_outcome(res: dict, cfg: TrainConfig) -> bool:
@@ -384,14 +421,18 @@ def same_outcome(res: dict, cfg: TrainConfig) -> bool:
 # %% ../nbs/04_training.ipynb #d53fb93f
 def _peak_mem_mb(device) -> float:
     "Peak memory of this process: CUDA allocations on a GPU, else the resident-set high-water mark."
-    if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2**20
     try:   # Linux: VmHWM belongs to this process image; ru_maxrss would also count a parent's RSS at fork time
         for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
-    except OSError: pass
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
 
-def _rows(seen: list) -> list[int]: return torch.cat(seen).tolist() if seen else []
+def _rows(seen: list) -> list[int]:
+    return torch.cat(seen).tolist() if seen else []
 
 class Trainer:
     "One model trained on one direction of a data set, into one run folder. `fit()` does it all."
@@ -416,7 +457,8 @@ class Trainer:
 
     def on_main(self, fn: Callable, *args):
         "`fn(*args)` on the main process, then every process waits for it."
-        if self.acc.is_main_process: fn(*args)
+        if self.acc.is_main_process:
+            fn(*args)
         self.acc.wait_for_everyone()
 
     def evaluate(self, split: str, protocol: str = 'full') -> dict:
@@ -436,7 +478,8 @@ class Trainer:
 def open_run(self: Trainer) -> dict | None:
     "Check the run folder against this run and record this run's fingerprint; returns a reusable results.json."
     cfg, run, acc = self.cfg, self.run, self.acc
-    if cfg.overwrite: self.on_main(run.remove)
+    if cfg.overwrite:
+        self.on_main(run.remove)
     fp = run_fingerprint(self.model, self.ds, self.target, cfg, self.extra)
     old = run.fingerprint()
     if old is not None and cfg.resume:
@@ -447,7 +490,8 @@ def open_run(self: Trainer) -> dict | None:
             acc.print(f"{run.path}: other inputs (model buffers such as text features, package version or extra), "
                       "or none recorded; trained again")
             self.on_main(run.clear)
-    elif old is not None: self.on_main(run.remove)
+    elif old is not None:
+        self.on_main(run.remove)
     acc.wait_for_everyone()   # every process has read the old fingerprint before the main one replaces it
     self.on_main(run.write_config, cfg, fp)
     res = run.results() if cfg.resume else None
@@ -467,7 +511,8 @@ def reuse(self: Trainer, finished: dict) -> TrainResult:
     missing = [p for p in cfg.test_protocols if p not in res.test or p not in res.valid]
     if missing:
         self.model = self.raw = self.model.to(acc.device).eval()
-        for p in missing: res.valid[p], res.test[p] = self.evaluate('valid', p), self.evaluate('test', p)
+        for p in missing:
+            res.valid[p], res.test[p] = self.evaluate('valid', p), self.evaluate('test', p)
         self.on_main(self.run.write_results, res)
     return res
 
@@ -478,7 +523,8 @@ def prepare(self: Trainer) -> bool:
     from accelerate.utils import set_seed
     cfg, acc, ds = self.cfg, self.acc, self.ds
     set_seed(cfg.seed, device_specific=True)       # dropout differs per process, reproducibly
-    if not sum(p.numel() for p in self.model.parameters() if p.requires_grad): return False
+    if not sum(p.numel() for p in self.model.parameters() if p.requires_grad):
+        return False
     if cfg.batch_size % acc.num_processes or cfg.eval_batch_size % acc.num_processes:
         raise ValueError(f"batch sizes must be multiples of the {acc.num_processes} processes")
     split = ds.split(self.target)
@@ -513,7 +559,8 @@ def resume(self: Trainer) -> str | None:
         self.acc.load_state(str(ck))
         self.state, self.resumed_from = TrainState.load(ck/'trainer_state.json'), str(ck)
         self.acc.print(f"resumed from {ck} (epoch {self.state.epoch}, step {self.state.step})")
-    if self.acc.is_main_process: self.run.write_history(self.state.history)   # no duplicated epochs after a crash
+    if self.acc.is_main_process:
+        self.run.write_history(self.state.history)   # no duplicated epochs after a crash
     return self.resumed_from
 
 @patch
@@ -521,10 +568,13 @@ def save(self: Trainer, state: TrainState):
     "Checkpoint accelerate's state (model, optimizer, schedule, RNGs) plus `state`, atomically; prune older ones."
     acc, run = self.acc, self.run
     tmp, final = run.checkpoint_path(state.epoch, state.step, tmp=True), run.checkpoint_path(state.epoch, state.step)
-    if acc.is_main_process: shutil.rmtree(tmp, ignore_errors=True)
+    if acc.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
     acc.wait_for_everyone()
-    try: acc.save_state(str(tmp), safe_serialization=True)
-    except RuntimeError: acc.save_state(str(tmp), safe_serialization=False)   # tied weights safetensors refuses
+    try:
+        acc.save_state(str(tmp), safe_serialization=True)
+    except RuntimeError:
+        acc.save_state(str(tmp), safe_serialization=False)   # tied weights safetensors refuses
     acc.wait_for_everyone()
     if acc.is_main_process:
         atomic_write_text(tmp/'trainer_state.json', state.to_json())
@@ -539,7 +589,8 @@ def training_step(self: Trainer, batch: dict) -> torch.Tensor:
     "Forward, backward, clipping, optimizer and schedule step; returns the detached loss."
     o = self.model(input_ids=batch['input_ids'], labels=batch['labels'])
     self.acc.backward(o.loss)
-    if self.cfg.grad_clip: self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+    if self.cfg.grad_clip:
+        self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
     self.opt.step()
     self.sched.step()
     self.opt.zero_grad(set_to_none=True)
@@ -561,13 +612,16 @@ def train_epoch(self: Trainer, epoch: int) -> dict:
                desc=f'epoch {epoch + 1}/{cfg.epochs}', disable=not (cfg.progress and acc.is_local_main_process))
     step = skip
     for batch in bar:
-        if step >= n_steps: break
+        if step >= n_steps:
+            break
         loss = self.training_step(batch)
         loss_sum += loss.float()
         n_loss, step = n_loss + 1, step + 1
         seen.append(batch['row'])                     # kept on device: no sync per step
-        if step % 10 == 0: bar.set_postfix(loss=f'{loss_sum.item() / n_loss:.4f}')
-        if self.callback: self.callback('step', {'epoch': epoch, 'step': step, 'loss': float(loss)})
+        if step % 10 == 0:
+            bar.set_postfix(loss=f'{loss_sum.item() / n_loss:.4f}')
+        if self.callback:
+            self.callback('step', {'epoch': epoch, 'step': step, 'loss': float(loss)})
         if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0 and step < n_steps:
             self.save(dataclasses.replace(st, epoch=epoch, step=step, loss_sum=float(loss_sum), n_loss=n_loss,
                                           seen=_rows(seen), sec=sec_before + time.time() - t0))
@@ -599,8 +653,10 @@ def validate(self: Trainer, rec: dict) -> float:
     score = v[self.cfg.metric]
     if score > st.best + self.cfg.min_delta:
         st.best, st.best_epoch, st.bad = score, rec['epoch'], 0
-        if self.acc.is_main_process: save_weights(self.raw, self.run.best)
-    else: st.bad += 1
+        if self.acc.is_main_process:
+            save_weights(self.raw, self.run.best)
+    else:
+        st.bad += 1
     rec.update(best=st.best, best_epoch=st.best_epoch)
     return score
 
@@ -612,9 +668,11 @@ def end_epoch(self: Trainer, rec: dict):
     st = self.state = dataclasses.replace(self.state, epoch=rec['epoch'], step=0, history=self.state.history + [rec],
                                           loss_sum=0.0, n_loss=0, seen=[], sec=0.0)
     self.stopped = bool(cfg.patience) and st.bad >= cfg.patience
-    if acc.is_main_process: self.run.append_history(rec)
+    if acc.is_main_process:
+        self.run.append_history(rec)
     self.save(st)
-    if self.callback: self.callback('epoch', rec)
+    if self.callback:
+        self.callback('epoch', rec)
     valid = rec.get(f'valid/{cfg.metric}')
     acc.print(f"epoch {rec['epoch']}: loss {rec['loss']:.4f}" + (
         f", valid {cfg.metric} {valid:.4f} (best {st.best:.4f} @ {st.best_epoch})" if valid is not None else '') +
@@ -622,9 +680,10 @@ def end_epoch(self: Trainer, rec: dict):
 
 @patch
 def diagnostics(self: Trainer, n: int = 256) -> dict:
-    "`diag/...` figures of models that offer `diagnostics(input_ids)` (e.g. SemaCDR's gates), on the first n validation cases."
+    "`diag/...` figures of models with `diagnostics(input_ids)` (e.g. SemaCDR's gates) on the first n validation cases."
     fn = getattr(self.raw, 'diagnostics', None)
-    if fn is None or not self.acc.is_main_process: return {}
+    if fn is None or not self.acc.is_main_process:
+        return {}
     from semacdr.data import pad_left
     cases = self.ds.split(self.target).valid[:n]
     ids = pad_left(cases['history'], self.maxlen).to(self.acc.device)
@@ -635,14 +694,17 @@ def diagnostics(self: Trainer, n: int = 256) -> dict:
 def fit(self: Trainer) -> TrainResult:
     "Train (or resume, or reuse a finished run); the best weights' validation and test metrics, also in results.json."
     finished = self.open_run()
-    if finished is not None: return self.reuse(finished)
+    if finished is not None:
+        return self.reuse(finished)
     if self.prepare():
         self.resume()
         for epoch in range(self.state.epoch, self.cfg.epochs):
             rec = self.train_epoch(epoch)
-            if (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.epochs: self.validate(rec)
+            if (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.epochs:
+                self.validate(rec)
             self.end_epoch(rec)
-            if self.stopped: break
+            if self.stopped:
+                break
         self.load_best()
     else:   # nothing to train (e.g. Popularity): evaluated as it is
         self.model = self.raw = self.model.to(self.acc.device)
@@ -656,7 +718,8 @@ def load_best(self: Trainer):
         save_weights(self.raw, self.run.best)
     self.acc.wait_for_everyone()
     self.model = self.raw
-    if self.run.best.exists(): load_weights(self.model, self.run.best)
+    if self.run.best.exists():
+        load_weights(self.model, self.run.best)
 
 @patch
 def report(self: Trainer) -> TrainResult:
@@ -676,9 +739,11 @@ def report(self: Trainer) -> TrainResult:
     if acc.is_main_process:
         self.run.write_results(res)
         self.run.write_curves(st.history)
-        if not cfg.keep_final_checkpoint: self.run.drop_checkpoints()
+        if not cfg.keep_final_checkpoint:
+            self.run.drop_checkpoints()
     acc.wait_for_everyone()
-    if res.hit_cap: acc.print(f"{self.run.path}: best epoch is the cap ({cfg.epochs}); still improving, raise epochs")
+    if res.hit_cap:
+        acc.print(f"{self.run.path}: best epoch is the cap ({cfg.epochs}); still improving, raise epochs")
     return res
 
 # %% ../nbs/04_training.ipynb #36423d4b

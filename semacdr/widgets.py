@@ -102,13 +102,15 @@ def cross_domain_neighbors(X: np.ndarray, # [n, d] item vectors of one view
                           ) -> tuple[np.ndarray, np.ndarray]:
     "Rows of the k items of `domain` closest in cosine to the query rows, with their similarities (best first)."
     d, q = np.asarray(domains), np.atleast_1d(np.asarray(query, dtype=np.int64))
-    if domain is None: domain = 1 - int(np.bincount(d[q], minlength=2).argmax())   # majority domain of the query
+    if domain is None:
+        domain = 1 - int(np.bincount(d[q], minlength=2).argmax())   # majority domain of the query
     Z = l2_normalize(X)
     v = Z[q].mean(0)
     v /= max(np.linalg.norm(v), 1e-12)
     cand = np.flatnonzero(d == domain)
     cand = cand[~np.isin(cand, q)]
-    if len(cand) == 0: return np.empty(0, np.int64), np.empty(0, np.float32)
+    if len(cand) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
     s = Z[cand] @ v
     top = np.argsort(-s, kind='stable')[:k]
     return cand[top], s[top].astype(np.float32)
@@ -121,7 +123,8 @@ def stratified_sample(domains: np.ndarray, # [n] domain index of each row
     "Sorted row indices of a seeded random sample that keeps each domain's share of the catalog."
     d = np.asarray(domains)
     n = len(d)
-    if size is None or size >= n: return np.arange(n)
+    if size is None or size >= n:
+        return np.arange(n)
     rng, out = np.random.default_rng(seed), []
     for v in np.unique(d):
         rows = np.flatnonzero(d == v)
@@ -132,10 +135,12 @@ def stratified_sample(domains: np.ndarray, # [n] domain index of each row
 class UMAPReducer:
     "UMAP (umap-learn) to 2-D with cosine metric; `umap` is imported on first use."
     name = 'umap'
-    def __init__(self, metric: str = 'cosine', **kwargs): self.metric, self.kwargs = metric, kwargs
+    def __init__(self, metric: str = 'cosine', **kwargs):
+        self.metric, self.kwargs = metric, kwargs
     def __call__(self, X: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
-        if len(X) < 5: return PCAReducer()(X)  # UMAP's spectral layout needs a few points
+        if len(X) < 5:
+            return PCAReducer()(X)  # UMAP's spectral layout needs a few points
         import umap  # lazy: heavy import (numba)
         reducer = umap.UMAP(n_components=2, n_neighbors=int(min(n_neighbors, len(X) - 1)), min_dist=float(min_dist),
                             metric=self.metric, random_state=seed, n_jobs=1, **self.kwargs)
@@ -147,7 +152,8 @@ class PCAReducer:
     def __call__(self, X: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:
         Z = l2_normalize(X)
         Z = Z - Z.mean(0)
-        if len(Z) < 2: return np.zeros((len(Z), 2), np.float32)
+        if len(Z) < 2:
+            return np.zeros((len(Z), 2), np.float32)
         _, _, vt = np.linalg.svd(Z, full_matrices=False)
         Y = Z @ vt[:2].T
         Y *= np.sign(Y[np.abs(Y).argmax(0), np.arange(Y.shape[1])])   # fixed signs: same input, same picture
@@ -156,9 +162,12 @@ class PCAReducer:
 # %% ../nbs/06_widgets.ipynb #7c9cb655
 def _frame(x) -> pd.DataFrame | None:
     "A DataFrame (index 0..n-1) of a DataFrame, a `datasets.Dataset` or anything `pd.DataFrame` takes."
-    if x is None: return None
-    if isinstance(x, pd.DataFrame): return x.reset_index(drop=True)
-    if hasattr(x, 'to_pandas'): return x.to_pandas()
+    if x is None:
+        return None
+    if isinstance(x, pd.DataFrame):
+        return x.reset_index(drop=True)
+    if hasattr(x, 'to_pandas'):
+        return x.to_pandas()
     return pd.DataFrame(x)
 
 def _short(s: Any, n: int = 160) -> str:
@@ -176,7 +185,8 @@ def item_table(items, # item table (DataFrame or datasets.Dataset): item_id, dom
     "The explorer's item table: the given columns, `specific` / `agnostic` texts ('' where none) and `group`."
     t = _frame(items).copy()
     for c in ('item_id', 'domain', 'title'):
-        if c not in t: raise ValueError(f'item table lacks column {c!r} (it has {list(t.columns)})')
+        if c not in t:
+            raise ValueError(f'item table lacks column {c!r} (it has {list(t.columns)})')
     sem = _frame(semantics)
     sem = sem.drop_duplicates('item_id').set_index('item_id') if sem is not None else pd.DataFrame()
     for c in ('specific', 'agnostic'):
@@ -187,7 +197,8 @@ def item_table(items, # item table (DataFrame or datasets.Dataset): item_id, dom
 def _checked_views(views: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     "`views` as float32 arrays, each checked to be [n, d]."
     out = {k: np.asarray(v, dtype=np.float32) for k, v in views.items()}
-    if not out: raise ValueError('views is empty: pass at least one {name: [n_items, d] array}')
+    if not out:
+        raise ValueError('views is empty: pass at least one {name: [n_items, d] array}')
     for k, v in out.items():
         if v.ndim != 2 or len(v) != n:
             raise ValueError(f'view {k!r} has shape {v.shape}; expected ({n}, d) to match the item table')
@@ -232,7 +243,8 @@ class SemanticSpace:
         self.domains, self.domain = tuple(domains), self.items['domain'].to_numpy().astype(np.int64)
         self.reducer = reducer if reducer is not None else UMAPReducer()
         self.view = view or next(iter(self.views))
-        if self.view not in self.views: raise ValueError(f'view {self.view!r} is not one of {list(self.views)}')
+        if self.view not in self.views:
+            raise ValueError(f'view {self.view!r} is not one of {list(self.views)}')
         self.sample_size = n if sample_size is None else min(int(sample_size), n)
         self.n_neighbors, self.min_dist = int(n_neighbors), float(min_dist)
         self.k_mix, self.mixing_max, self.n_cross, self.seed = k_mix, mixing_max, n_cross, seed
@@ -256,7 +268,8 @@ def embedding(self: SemanticSpace, view: str | None = None, n_neighbors: int | N
     md = round(float(self.min_dist if min_dist is None else min_dist), 4)
     size = int(sample_size or self.sample_size)
     key = (view, getattr(self.reducer, 'name', type(self.reducer).__name__), nn, md, size, self.seed)
-    if key not in self._fits: self._fits[key] = self._fit(view, nn, md, size)
+    if key not in self._fits:
+        self._fits[key] = self._fit(view, nn, md, size)
     return self._fits[key]
 
 @patch
@@ -275,8 +288,10 @@ def cached_maps(self: SemanticSpace) -> int:
 @patch
 def vectors(self: SemanticSpace, name: str) -> np.ndarray:
     "[n_items, d] vectors of a view or of a reference view."
-    if name in self.views: return self.views[name]
-    if name in self.references: return self.references[name]
+    if name in self.views:
+        return self.views[name]
+    if name in self.references:
+        return self.references[name]
     raise KeyError(f'{name!r} is neither a view {list(self.views)} nor a reference {list(self.references)}')
 
 @patch
@@ -314,7 +329,8 @@ def select(self: SemanticSpace, rows: int | Sequence[int], # rows of the item ta
 @patch
 def update_neighbors(self: SemanticSpace):
     "Recompute the selection's cross-domain neighbours (after a new selection or a view change)."
-    if not len(self.selected): return
+    if not len(self.selected):
+        return
     self.neighbors, self.neighbor_sims = cross_domain_neighbors(self.views[self.view], self.domain, self.selected,
                                                                 k=self.n_cross)
 
@@ -331,9 +347,12 @@ def hover_html(item: pd.Series, # a row of `item_table`
               ) -> str:
     "Hover label of one item: title, domain, category and generated texts."
     s = f'<b>{html.escape(_short(item.title, 90))}</b><br>{html.escape(domains[int(item.domain)])}'
-    if _short(item.get('category')): s += ' · ' + html.escape(_short(item.category, 60))
-    if item.specific: s += '<br><i>specific:</i> ' + _wrap(_short(item.specific, 200))
-    if item.agnostic: s += '<br><i>agnostic:</i> ' + _wrap(_short(item.agnostic, 200))
+    if _short(item.get('category')):
+        s += ' · ' + html.escape(_short(item.category, 60))
+    if item.specific:
+        s += '<br><i>specific:</i> ' + _wrap(_short(item.specific, 200))
+    if item.agnostic:
+        s += '<br><i>agnostic:</i> ' + _wrap(_short(item.agnostic, 200))
     return s
 
 def _item_html(item: pd.Series, domains: Sequence[str], full: bool) -> str:
@@ -343,7 +362,8 @@ def _item_html(item: pd.Series, domains: Sequence[str], full: bool) -> str:
            f'({html.escape(domains[int(item.domain)])}{" · " + html.escape(cat) if cat else ""})</span>')
     texts = (('description', 'description'), ('specific', 'domain-specific'), ('agnostic', 'domain-agnostic'))
     for c, label in texts if full else ():
-        if _short(item.get(c)): out += f'<br><i>{label}:</i> {html.escape(_short(item[c], 400))}'
+        if _short(item.get(c)):
+            out += f'<br><i>{label}:</i> {html.escape(_short(item[c], 400))}'
     return out + '</div>'
 
 # %% ../nbs/06_widgets.ipynb #cc1999b1
@@ -369,7 +389,8 @@ def selection_html(space: SemanticSpace, # the state (its selection and neighbou
                   ) -> str:
     "The side panel: texts of the selected items and their nearest items of the other domain."
     sel = space.selected
-    if not len(sel): return ''
+    if not len(sel):
+        return ''
     head = f'<h4 style="margin:4px 0">Selected: {len(sel)} item{"s" if len(sel) > 1 else ""}</h4>'
     body = ''.join(_item_html(space.items.iloc[int(r)], space.domains, len(sel) == 1) for r in sel[:shown])
     more = f'<div style="color:#888">… and {len(sel) - shown} more</div>' if len(sel) > shown else ''
@@ -449,7 +470,8 @@ def space_static(space: SemanticSpace, # the state (current reducer settings and
         ax.set_title(f'{v}\nkNN domain mixing {mix["score"]:.2f} (shuffled {mix["shuffled"]:.2f})', fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in list(axes.flat)[len(views):]: ax.axis('off')
+    for ax in list(axes.flat)[len(views):]:
+        ax.axis('off')
     axes.flat[0].legend(loc='best', fontsize=8, markerscale=2)
     fig.suptitle(f'{getattr(space.reducer, "name", "map").upper()} (n_neighbors={space.n_neighbors}, '
                  f'min_dist={space.min_dist:.2f}), {space.sample_size:,} items', fontsize=11)
@@ -462,17 +484,21 @@ _FIGURE_WIDGET = None
 def _figure_widget_class():
     "plotly's FigureWidget with the comm held back until data, layout and CSS classes are set (made on first use)."
     global _FIGURE_WIDGET
-    if _FIGURE_WIDGET is not None: return _FIGURE_WIDGET
+    if _FIGURE_WIDGET is not None:
+        return _FIGURE_WIDGET
     import plotly.graph_objects as go
     class FigureWidget(go.FigureWidget):
         def __init__(self, *args, dom_classes=(), **kwargs):
             self._hold_comm = True          # no comm while BaseFigure sets data and layout
-            try: super().__init__(*args, **kwargs)
-            finally: self._hold_comm = False
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                self._hold_comm = False
             self._dom_classes = tuple(dom_classes)
             self.open()                     # one comm_open message carries the whole state
         def open(self):
-            if not getattr(self, '_hold_comm', False): super().open()
+            if not getattr(self, '_hold_comm', False):
+                super().open()
     _FIGURE_WIDGET = FigureWidget
     return FigureWidget
 
@@ -543,7 +569,8 @@ def _build_controls(self: SemanticSpaceExplorer):
     self.panel_w = W.HTML(value='<i>Click a point, or box/lasso-select several (toolbar), to see their texts and '
                                 'nearest items in the other domain.</i>')
     self.plot_box = W.Box(layout=W.Layout(width='100%'))
-    for w in (self.view_w, self.sample_w, self.nn_w, self.md_w): w.observe(self._on_control, 'value')
+    for w in (self.view_w, self.sample_w, self.nn_w, self.md_w):
+        w.observe(self._on_control, 'value')
     self.domain_w.observe(self._on_display, 'value')
     self.color_w.observe(self._on_display, 'value')
 
@@ -563,10 +590,12 @@ def _layout(self: SemanticSpaceExplorer):
     self.widget.add_class('semacdr-space-explorer')
 
 @patch
-def _repr_mimebundle_(self: SemanticSpaceExplorer, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+def _repr_mimebundle_(self: SemanticSpaceExplorer, **kwargs):
+    return self.widget._repr_mimebundle_(**kwargs)
 
 # %% ../nbs/06_widgets.ipynb #c125ada9
-def _status(text: str, colour: str = '#888') -> str: return f'<span style="color:{colour}">{html.escape(text)}</span>'
+def _status(text: str, colour: str = '#888') -> str:
+    return f'<span style="color:{colour}">{html.escape(text)}</span>'
 
 @patch
 def _on_control(self: SemanticSpaceExplorer, change=None):
@@ -595,7 +624,8 @@ def refresh(self: SemanticSpaceExplorer):
     self._draw_points()
     self._publish()
     self.mixing_w.value = mixing_html(sp.mixing_table(), sp.view)
-    if len(sp.selected): self.panel_w.value = selection_html(sp, self._pos)
+    if len(sp.selected):
+        self.panel_w.value = selection_html(sp, self._pos)
     what = 'fitted' if len(sp.fit_log) > n_fits else 'cached map'
     self.status_w.value = _status(f'{len(self.rows):,} items · {what} in {time.perf_counter() - t:.1f} s · '
                                   f'{sp.cached_maps} map(s) cached', '#666')
@@ -608,7 +638,8 @@ def _publish(self: SemanticSpaceExplorer):
         t.on_click(self._on_points)
         t.on_selection(self._on_points)
     self.plot_box.children = (self.figw,)
-    if old is not None: old.close()
+    if old is not None:
+        old.close()
 
 # %% ../nbs/06_widgets.ipynb #86fc13d0
 @patch
@@ -631,7 +662,8 @@ def _draw_colors(self: SemanticSpaceExplorer):
     "Colour by domain, or by the first category (top 9 categories; the rest grey)."
     groups = self.space.items['group']
     if self.color_w.value == 'domain':
-        for d in (0, 1): self.fig.data[d].marker.color = DOMAIN_COLORS[d]
+        for d in (0, 1):
+            self.fig.data[d].marker.color = DOMAIN_COLORS[d]
         self.legend_w.value = ''
         return
     top = groups.iloc[self.rows].value_counts().index[:len(PALETTE) - 1].tolist()
@@ -644,7 +676,8 @@ def _draw_colors(self: SemanticSpaceExplorer):
 def _draw_visibility(self: SemanticSpaceExplorer):
     "Hide the domain the filter leaves out (it stays in the legend)."
     with self.fig.batch_update():
-        for d in (0, 1): self.fig.data[d].visible = True if self.domain_w.value in (-1, d) else 'legendonly'
+        for d in (0, 1):
+            self.fig.data[d].visible = True if self.domain_w.value in (-1, d) else 'legendonly'
 
 @patch
 def _draw_highlight(self: SemanticSpaceExplorer):
@@ -667,10 +700,12 @@ def _on_points(self: SemanticSpaceExplorer, trace, points, state=None):
     t = points.trace_index
     rows = {0: self._trace_rows[0], 1: self._trace_rows[1], 2: self._hl_rows}.get(t, np.empty(0, np.int64))
     self._pending[t] = [int(rows[i]) for i in points.point_inds if i < len(rows)]
-    if t < len(self.fig.data) - 1: return
+    if t < len(self.fig.data) - 1:
+        return
     picked = list(dict.fromkeys(r for k in sorted(self._pending) for r in self._pending[k]))
     self._pending = {}
-    if picked: self.select(picked)            # an empty event (a click on empty space) keeps the selection
+    if picked:
+        self.select(picked)            # an empty event (a click on empty space) keeps the selection
 
 @patch
 def select(self: SemanticSpaceExplorer, rows: int | Sequence[int], # rows of the item table (= ids when 0..n-1)
@@ -783,7 +818,8 @@ def _position_labels(ids: np.ndarray, prefix: str, titles: np.ndarray, width: in
     return [f'{prefix}{p} · {_short(titles[int(i)], width)}' for p, i in enumerate(ids, 1)]
 
 def _has_matrix(e: UserExplanation) -> bool:
-    if e.attention is None or not len(e.source_items) or not len(e.target_items): return False
+    if e.attention is None or not len(e.source_items) or not len(e.target_items):
+        return False
     want = (len(e.target_items), len(e.source_items))
     if np.shape(e.attention) != want:
         raise ValueError(f'UserExplanation.attention of user {e.user} has shape {np.shape(e.attention)}, '
@@ -944,7 +980,8 @@ class AttentionExplorer:
                 ):
         import ipywidgets as W
         self.users, self.explain = [str(u) for u in users], explain
-        if not self.users: raise ValueError('no users to explain')
+        if not self.users:
+            raise ValueError('no users to explain')
         self.items, self.domains, self.height = _frame(items), tuple(domains), height
         self.titles = self.items['title'].astype(str).to_numpy()
         self.item_domain = self.items['domain'].to_numpy().astype(np.int64)
@@ -962,20 +999,23 @@ class AttentionExplorer:
         self.widget = W.VBox([W.HBox([self.user_w, self.info_w]), *self.boxes.values()])
         self.widget.add_class('semacdr-attention-explorer')
 
-    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
 
 # %% ../nbs/06_widgets.ipynb #44f70c84
 @patch
 def _on_user(self: AttentionExplorer, change):
     "A user id typed in the box: show it if it is one of ours and not already shown."
     new = change['new']
-    if new in self.users and (self.current is None or self.current.user != new): self.show(new)
+    if new in self.users and (self.current is None or self.current.user != new):
+        self.show(new)
 
 @patch
 def show(self: AttentionExplorer, user: str):
     "Explain `user` and redraw every panel."
     e = self.current = self.explain(str(user))
-    if self.user_w.value != str(user): self.user_w.value = str(user)
+    if self.user_w.value != str(user):
+        self.user_w.value = str(user)
     self.heat = attention_figure(e, self.titles, self.item_domain, self.domains, self.height)
     self.gates = gates_figure(e, self.titles)
     self.topk = topk_figure(e, self.titles)
@@ -989,7 +1029,8 @@ def _publish(self: AttentionExplorer):
     for k, f in (('attention', self.heat), ('gates', self.gates), ('topk', self.topk)):
         box, old = self.boxes[k], self.boxes[k].children
         box.children = (figure_widget(f, f'semacdr-{k}'),)
-        for w in old: w.close()
+        for w in old:
+            w.close()
 
 @patch
 def static(self: AttentionExplorer, user: str | None = None, figsize=(14, 4.6)):
@@ -1018,8 +1059,10 @@ def model_item_views(model, # a SemaCDR-like model: `config.views`, `config.n_it
                 tok = torch.arange(s + 1, min(n, s + batch_size) + 1, device=dev)   # token = global id + 1
                 x = model.item_views(tok)
                 out['fused'].append(model.fuse_items(tok)[0].float().cpu().numpy())
-                for j, v in enumerate(names): out[v].append(x[..., j, :].float().cpu().numpy())
-    finally: model.train(was)
+                for j, v in enumerate(names):
+                    out[v].append(x[..., j, :].float().cpu().numpy())
+    finally:
+        model.train(was)
     views = {f'{k}{suffix}': np.concatenate(v) for k, v in out.items()}
     for v in names if text_features else ():
         if hasattr(model, f'feat_{v}'):
@@ -1032,7 +1075,8 @@ def untrained_twin(model, # a trained SemaCDR
     "A freshly initialised model with the same config, data maps and text features (its weights before training)."
     from semacdr.core import set_seed
     feats = {v: getattr(model, f'feat_{v}')[1:].cpu() for v in model.config.views if hasattr(model, f'feat_{v}')}
-    if hasattr(model, 'has_semantics'): feats['has_semantics'] = model.has_semantics[1:].float().cpu()
+    if hasattr(model, 'has_semantics'):
+        feats['has_semantics'] = model.has_semantics[1:].float().cpu()
     dom, loc = model.token_domain[1:].cpu().numpy(), model.token_local[1:].cpu().numpy()
     set_seed(seed)
     return type(model)(model.config, item_features=feats, item_domain=dom, local_index=loc)
@@ -1050,8 +1094,10 @@ def from_model(cls: SemanticSpaceExplorer, model, # trained SemaCDR-like model
                **kwargs): # passed to `SemanticSpaceExplorer`
     "A SemanticSpaceExplorer of a model's item views (fused first), optionally before and after training."
     views = model_item_views(model, ' (trained)' if before is not None else '', text_features=text_features)
-    if before is not None: views.update(model_item_views(before, ' (untrained)'))
-    if text_reference is True: text_reference = item_text_reference(ds, features, encoder)
+    if before is not None:
+        views.update(model_item_views(before, ' (untrained)'))
+    if text_reference is True:
+        text_reference = item_text_reference(ds, features, encoder)
     ref = None if text_reference is False else text_reference
     return cls(ds.items, views, ds.domains, semantics=semantics, text_reference=ref, **kwargs)
 
@@ -1063,13 +1109,16 @@ def _run_model(model, ids):
     was = model.training
     model.eval()
     try:
-        with torch.no_grad(): return model(ids), model.score(ids)[0].float().cpu().numpy()
-    finally: model.train(was)
+        with torch.no_grad():
+            return model(ids), model.score(ids)[0].float().cpu().numpy()
+    finally:
+        model.train(was)
 
 def _head_mean_attention(out, tp: np.ndarray, sp: np.ndarray) -> tuple[np.ndarray | None, int]:
     "(cross-attention of the target positions `tp` to the source positions `sp`, mean over heads; heads)."
     A = getattr(out, 'cross_attention', None)
-    if A is None or not len(sp) or not len(tp): return None, 0
+    if A is None or not len(sp) or not len(tp):
+        return None, 0
     A = A[0].float().cpu().numpy()                                       # [h, L, L]
     return A.mean(0)[np.ix_(tp, sp)], A.shape[0]
 
