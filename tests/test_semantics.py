@@ -14,7 +14,7 @@ from semantics_worker import synthetic_items  # noqa: E402
 
 from semacdr.semantics import (SemanticsConfig, SemanticsStore, parse_semantics, fallback_semantics, build_messages,
                                item_prompt_text, generate_semantics, load_semantics, OpenAIBackend, parse_shard,
-                               generate_cli, merge_cli, PROMPTS)
+                               generate_cli, generate_args, merge_cli, PROMPTS)
 
 SECRET = 'sk-test-DO-NOT-LEAK-123'
 
@@ -288,6 +288,48 @@ def test_generate_cli_on_movielens(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary['generated'] == 8 and summary['fallbacks'] == 0
     assert len(SemanticsStore(tmp_path/'ml').load()) == 8
+
+
+# the options `semacdr generate` had before they were read from SemanticsConfig: scripts and docs use them
+OLD_GENERATE_OPTIONS = [('--backend', 'openai', 'backend', 'openai'), ('--model', 'm', 'model', 'm'),
+                        ('--prompt-version', 'v1', 'prompt_version', 'v1'),
+                        ('--max-line-tokens', '8', 'max_line_tokens', 8), ('--batch-size', '4', 'batch_size', 4),
+                        ('--num-threads', '3', 'num_threads', 3), ('--device', 'cpu', 'device', 'cpu'),
+                        ('--dtype', 'float32', 'dtype', 'float32'), ('--quantize', 'int8', 'quantize', 'int8'),
+                        ('--base-url', 'http://h:1/v1', 'base_url', 'http://h:1/v1'),
+                        ('--api-key-env', '', 'api_key_env', ''), ('--concurrency', '2', 'concurrency', 2),
+                        ('--timeout', '5.5', 'timeout', 5.5), ('--max-retries', '1', 'max_retries', 1),
+                        ('--shard', '1/4', 'shard', '1/4'), ('--store', 'st', 'store', 'st'),
+                        ('--max-items', '50', 'max_items', 50)]
+
+
+@pytest.mark.parametrize('flag,value,field,expected', OLD_GENERATE_OPTIONS)
+def test_generate_keeps_its_options(flag, value, field, expected):
+    cfg, ns = generate_args(['food-kitchen', flag, value])
+    assert getattr(cfg, field) == expected and ns.data == 'food-kitchen'
+    assert cfg == SemanticsConfig(**{field: expected})                  # nothing else changed
+
+
+def test_generate_options_over_a_run_config(tmp_path):
+    cfg, ns = generate_args(['--no-retry', '--limit', '3', '--no-progress'])
+    assert cfg.retry is False and ns.limit == 3 and ns.no_progress and ns.data == 'movielens'
+    (tmp_path/'run.yaml').write_text('name: r\nsemantics:\n  backend: openai\n  shard: 0/2\n  retry: false\n')
+    cfg, _ = generate_args(['--config', str(tmp_path/'run.yaml'), '--shard', '1/2', '--domain-names',
+                            '{"food": "snacks"}'])
+    assert (cfg.backend, cfg.shard, cfg.retry, cfg.domain_names) == ('openai', '1/2', False, {'food': 'snacks'})
+    (tmp_path/'bad.yaml').write_text('semantics:\n  shards: 0/2\n')
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown field\(s\) \['shards'\]"):
+        generate_args(['--config', str(tmp_path/'bad.yaml')])
+    with pytest.raises(SystemExit):
+        generate_args(['--max-line-tokens', 'eight'])
+
+
+def test_generate_help_shows_the_field_comments(capsys):
+    with pytest.raises(SystemExit):
+        generate_args(['--help'])
+    shown = ' '.join(capsys.readouterr().out.split())
+    assert '--max-line-tokens MAX_LINE_TOKENS token cap of each output line' in shown
+    assert '--retry, --no-retry retry items that fail validation once' in shown
 
 
 # ---------------------------------------------------------------- local backend (tiny random model, real tokenizer)
