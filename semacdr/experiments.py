@@ -23,7 +23,7 @@ from .training import TrainConfig, train
 # %% auto #0
 __all__ = ['FALLBACK_VIEWS', 'model_spec', 'needs_text', 'build_model', 'DataConfig', 'RunConfig', 'apply_overrides',
            'load_run_config', 'prepare_features', 'run_one', 'cfg_extra', 'write_test_cases', 'run', 'results_tables',
-           'plot_results', 'run_cli']
+           'plot_results', 'run_args', 'run_cli']
 
 # %% ../nbs/05_experiments.ipynb #e7358a1e
 def model_spec(name: str, # a registered name, or 'module:name' (imports module, which registers name)
@@ -122,11 +122,16 @@ def apply_overrides(d: dict, sets: list[str]) -> dict:
         node[parts[-1]] = _parse_value(v)
     return d
 
-def load_run_config(path: str | Path | None = None, sets: list[str] = ()) -> RunConfig:
+def load_run_config(path: str | Path | None = None, # yaml/json RunConfig (None: the defaults)
+                    sets: list[str] = (),               # `key.sub=value` overrides, applied last
+                    options: dict | None = None,        # nested field values (`--section.field` options) over the file
+                   ) -> RunConfig:
     "A RunConfig from a yaml/json file (or the defaults), with overrides; unknown keys are errors naming the file."
     import yaml
+    from semacdr.core import deep_update
     d = yaml.safe_load(Path(path).read_text(encoding='utf-8')) if path else {}
-    return from_dict(RunConfig, apply_overrides(d or {}, list(sets)), str(path or 'defaults'))
+    d = deep_update(d or {}, options or {})
+    return from_dict(RunConfig, apply_overrides(d, list(sets)), str(path or 'defaults'))
 
 # %% ../nbs/05_experiments.ipynb #c038545e
 def prepare_features(cfg: RunConfig, ds: CrossDomainDataset, log=print) -> tuple[dict | None, object, dict]:
@@ -306,13 +311,19 @@ def plot_results(df: pd.DataFrame, protocol: str, path: str | Path | None = None
     return fig
 
 # %% ../nbs/05_experiments.ipynb #6fb873d8
-def run_cli(argv: list[str] | None = None) -> int:
-    "`semacdr run [CONFIG] [--set key=value ...]`: run a config end to end and print the results tables."
+def run_args(argv: list[str] | None = None, # `semacdr run` arguments (None: sys.argv[1:])
+            ) -> RunConfig:
+    "The RunConfig of `semacdr run`: CONFIG (or the defaults), then the `--section.field` options, then `--set`."
+    from semacdr.core import add_config_options, given_options
     ap = argparse.ArgumentParser(prog='semacdr run',
                                  description='Run a config end to end: data, semantics, encoding, training, results.')
     ap.add_argument('config', nargs='?', help='yaml/json RunConfig (default: the built-in MovieLens defaults)')
     ap.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE',
                     help='override a field, e.g. --set train.epochs=5 --set seeds=[0,1,2]')
-    a = ap.parse_args(argv)
-    run(load_run_config(a.config, a.sets))
+    a = add_config_options(ap, RunConfig).parse_args(argv)
+    return load_run_config(a.config, a.sets, given_options(a, RunConfig))
+
+def run_cli(argv: list[str] | None = None) -> int:
+    "`semacdr run [CONFIG] [--train.epochs 5 ...] [--set key=value ...]`: run a config end to end, print the tables."
+    run(run_args(argv))
     return 0
