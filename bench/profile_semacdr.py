@@ -34,7 +34,8 @@ def build(ds, target, preset, sampled, dropout=0.5, v0=False):
     "A SemaCDR preset with random MiniLM-width text views; `v0`: the previous implementation's class."
     import importlib.util, torch
     if v0:
-        spec = importlib.util.spec_from_file_location('semacdr_model_v0', ROOT/'tests'/'reference'/'semacdr_model_v0.py')
+        spec = importlib.util.spec_from_file_location('semacdr_model_v0',
+                                                      ROOT/'tests'/'reference'/'semacdr_model_v0.py')
         mod = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = mod              # dataclasses look their module up
         spec.loader.exec_module(mod)
@@ -104,16 +105,17 @@ def markdown(res: dict) -> str:
     tab = pd.DataFrame({k: {p: v['ms_per_step'] for p, v in r['profile'][k].items()} for k in r['profile']})
     tab = tab.reindex([p for p in PARTS if p in tab.index])
     return '\n'.join([
-        f"**Where a SemaCDR training step goes** (`python bench/profile_semacdr.py`: Food–Kitchen, target {r['target']}, "
-        f"batch 128, {r['sampled_negatives']} sampled negatives, {r['threads']} CPU thread, the same {r['steps']} batches "
-        "for every model in one loop; random MiniLM-width text views; `@v0`: the implementation before the "
-        f"performance work; load average {r['load_avg']:.1f})", '',
+        f"**Where a SemaCDR training step goes** (`python bench/profile_semacdr.py`: Food–Kitchen, target "
+        f"{r['target']}, batch 128, {r['sampled_negatives']} sampled negatives, {r['threads']} CPU thread, the same "
+        f"{r['steps']} batches for every model in one loop; random MiniLM-width text views; `@v0`: the implementation "
+        f"before the performance work; load average {r['load_avg']:.1f})", '',
         '| model | s/step | relative to SASRec-target of the same implementation |', '| --- | --- | --- |',
         *(f"| {k} | {v:.3f} | {v / t['sasrec-target' + ('@v0' if k.endswith('@v0') else '')]:.2f}× |"
           for k, v in t.items()), '',
         f"SemaCDR's step is {t['semacdr@v0'] / t['semacdr']:.2f}× faster than before; SASRec-target's "
         f"{t['sasrec-target@v0'] / t['sasrec-target']:.2f}×.", '',
-        'Milliseconds per step by part (the forward parts are nested in *forward*; *backward* is the whole backward pass):',
+        'Milliseconds per step by part (the forward parts are nested in *forward*; *backward* is the whole backward '
+        'pass):',
         '', tab.to_markdown(), ''])
 
 
@@ -146,7 +148,8 @@ def main(argv=None):
     res = dict(data=ds.name, target=ds.domains[a.target], threads=a.threads, steps=a.steps, sampled_negatives=a.sampled,
                sec_per_step={k: round(v, 4) for k, v in med.items()})
     print(json.dumps(res), flush=True)
-    res['profile'] = {k: profile_parts(models[k], opts[k], bs[2:2 + min(8, a.steps)]) for k in ('semacdr', 'semacdr@v0')}
+    res['profile'] = {k: profile_parts(models[k], opts[k], bs[2:2 + min(8, a.steps)])
+                      for k in ('semacdr', 'semacdr@v0')}
     res['load_avg'] = os.getloadavg()[0]
     out = ROOT/'nbs'/'results'/'semacdr_profile'
     atomic_write_text(out.with_suffix('.json'), json.dumps(res, indent=2))

@@ -214,7 +214,8 @@ def write_tables(results: str | Path, # a folder with records.json, cases.json a
     out += ["\n**Convergence**\n", _convergence_table(records)]
     diag = _diagnostics_table(records)
     if diag:
-        out += ["\n**Fusion diagnostics** (kept epoch, mean over seeds; entropies over their maximum: 1 = uniform)\n", diag]
+        out += ["\n**Fusion diagnostics** (kept epoch, mean over seeds; entropies over their maximum: 1 = uniform)\n",
+                diag]
     return '\n'.join(out) + '\n'
 
 def _search_table(records: list[dict], search: dict) -> str:
@@ -241,6 +242,7 @@ def _diagnostics_table(records: list[dict]) -> str | None:
     "Mean fusion diagnostics of the kept epoch, per SemaCDR variant and target (None when no run reports them)."
     df = pd.DataFrame([r for r in records if r['stage'] == 'final'])
     cols = [c for c in df.columns if c.startswith('diag/') and '_std' not in c]
-    if not cols: return None
+    if not cols:
+        return None
     tab = df[df[cols].notna().any(axis=1)].groupby(['model', 'target'], sort=False)[cols].mean()
     return tab.rename(columns=lambda c: c[5:]).round(3).to_markdown()
