@@ -22,8 +22,8 @@ from .evaluation import evaluate
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_lambda', 'EpochRows', 'TrainCollator', 'trainable_rows', 'TrainResult', 'ended_at_cap',
            'TrainState', 'read_history', 'plot_history', 'save_curves', 'RunFolder', 'save_weights', 'load_weights',
-           'make_accelerator', 'buffers_digest', 'run_fingerprint', 'same_config', 'same_inputs', 'replay_stop',
-           'same_outcome', 'Trainer', 'train', 'train_directions']
+           'make_accelerator', 'buffers_digest', 'schedule_needs_total', 'run_fingerprint', 'same_config',
+           'same_inputs', 'replay_stop', 'same_outcome', 'Trainer', 'train', 'train_directions']
 
 # %% ../nbs/04_training.ipynb #57faf1d0
 @dataclass
@@ -363,12 +363,18 @@ def _model_config(model) -> dict:
 _NOT_FINGERPRINTED = {'output_dir', 'resume', 'overwrite', 'progress', 'num_workers', 'keep_checkpoints',
                       'checkpoint_every_steps', 'test_protocols', 'eval_batch_size', 'cpu',
                       'patience'}   # when to stop changes no step of training: `replay_stop` re-checks finished runs
+# ... nor does the cap on epochs, unless the schedule is stretched over it (see `schedule_needs_total`)
+
+def schedule_needs_total(cfg: TrainConfig) -> bool:
+    "Does the learning-rate schedule depend on the total number of steps (cosine decay, warmup as a fraction)?"
+    return cfg.cosine or 0 < cfg.warmup < 1
 
 def run_fingerprint(model, ds, target: int, cfg: TrainConfig,
                     extra: dict | None = None, # caller's inputs that change results, e.g. {'semantics': manifest hash}
                    ) -> dict:
     "What must match for a run folder to be resumed or reused: configuration, model, data, direction and inputs."
-    return {'train_config': {k: v for k, v in to_dict(cfg).items() if k not in _NOT_FINGERPRINTED},
+    skip = _NOT_FINGERPRINTED | ({'epochs'} if not schedule_needs_total(cfg) else set())
+    return {'train_config': {k: v for k, v in to_dict(cfg).items() if k not in skip},
             'model_class': type(model).__name__, 'model_config': _model_config(model),
             'data': getattr(ds, 'name', type(ds).__name__), 'target': target,
             'inputs': {'buffers': buffers_digest(model), 'version': semacdr.__version__,
