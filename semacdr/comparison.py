@@ -218,6 +218,7 @@ def write_tables(results: str | Path, # a folder with records.json, cases.json a
                 diag]
     return '\n'.join(out) + '\n'
 
+# %% ../nbs/07_comparison.ipynb #6a08a475
 def _search_table(records: list[dict], search: dict) -> str:
     rows = []
     for name, per_t in search.get('chosen', {}).items():

@@ -364,6 +364,7 @@ def llmcdsr_dir(name: str = 'food-kitchen', # one of LLMCDSR's data sets: 'food-
     raise FileNotFoundError(f"data set {name!r} not found: clone github.com/xhran2010/LLMCDSR and set {LLMCDSR_ENV} "
                             "to its data/ folder, or pass the folder")
 
+# %% ../nbs/00_data.ipynb #90ba4598
 def load_llmcdsr(path: str | Path | None = None, # a folder in either layout (above); default: `llmcdsr_dir()`
                  domains: tuple[str, str] | None = None, # names of A and B; default by folder name (LLMCDSR_DOMAINS)
                  on_error: str = 'raise', # 'raise' on the first bad line, or 'skip' bad lines and count them in meta
@@ -568,6 +569,7 @@ def read_amazon_reviews(path: str | Path, # reviews file: .json / .json.gz (2014
         rows.append((str(obj[u]), str(obj[i]), ts))
     return pd.DataFrame(rows, columns=['user', 'item', 'time']), dict(r.skipped if r else {})
 
+# %% ../nbs/00_data.ipynb #57f3c4a1
 def read_amazon_meta(path: str | Path, # metadata file: meta_*.json(.gz) (2014/2018) or meta_*.jsonl (2023)
                      on_error: str = 'raise') -> tuple[dict, dict]:
     "Item id → {title, category, brand, description} from any of the three Amazon metadata layouts."

@@ -192,6 +192,7 @@ def pad_left_csr(offsets: np.ndarray, # [n + 1] CSR offsets
     ids[row, maxlen - kept[row] + within] = values[offsets[1:][row] - kept[row] + within] + shift
     return ids, kept
 
+# %% ../nbs/00a_evaluation.ipynb #e65e0006
 @dataclass
 class SplitArrays:
     "One split of one target domain as arrays, in case order."
@@ -223,6 +224,7 @@ def split_arrays(ds: CrossDomainDataset,
     user = table.column('user').to_numpy() if 'user' in table.column_names else None
     return SplitArrays(ids, kept, tgt, user, seen_offsets, ds.local_index[hist[seen]])
 
+# %% ../nbs/00a_evaluation.ipynb #745186cc
 def csr_take(offsets: np.ndarray, # [n + 1] CSR offsets
              rows: np.ndarray,    # rows to take, in any order
             ) -> tuple[np.ndarray, np.ndarray]:
@@ -357,6 +359,7 @@ def seed_mean(x, # per-case scores [n_cases], or [n_seeds, n_cases]
         raise ValueError(f"{name}: non-finite per-case score at case(s) {bad[:10].tolist()}")
     return x
 
+# %% ../nbs/00a_evaluation.ipynb #addbd545
 @dataclass(frozen=True)
 class PairedTest:
     "Paired comparison of two models' per-case scores of one metric."
@@ -383,6 +386,7 @@ def bootstrap_means(d: np.ndarray,     # [n] paired differences
         out[a:a + m] = d[rng.integers(0, len(d), size=(m, len(d)))].mean(1)
     return out
 
+# %% ../nbs/00a_evaluation.ipynb #8d954c78
 def paired_test(a,                        # per-case scores of model A: [n_cases] or [n_seeds, n_cases]
                 b,                        # the same cases, model B
                 confidence: float = 0.95, # of the bootstrap interval

@@ -186,6 +186,7 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
         write_test_cases(model, ds, target, tcfg)
     return rec
 
+# %% ../nbs/05_experiments.ipynb #bab609f5
 def cfg_extra(cfg: RunConfig) -> dict:
     "What a text model's fingerprint adds to its buffers' hash: the semantics and encoder settings of its features."
     return {'semantics': to_dict(cfg.semantics) if not isinstance(cfg.semantics, dict) else cfg.semantics,
@@ -232,6 +233,7 @@ def _run_parallel(cfg: RunConfig, ds, features, out: Path, grid: list[tuple], lo
             log(f"== done: {g[2]} · target {ds.domains[g[1]]} · seed {g[0]}")
     return done
 
+# %% ../nbs/05_experiments.ipynb #38bda2d5
 def run(cfg: RunConfig | str | Path, # a RunConfig or the path of its yaml
         sets: list[str] = (),        # overrides, with a path
         log=print) -> pd.DataFrame:

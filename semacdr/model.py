@@ -100,6 +100,7 @@ def validate(self: SemaCDRConfig) -> SemaCDRConfig:
         raise ValueError('SemaCDRConfig.target_domain: 0 or 1')
     return self
 
+# %% ../nbs/03_model.ipynb #6f97694b
 @patch(cls_method=True)
 def preset(cls: SemaCDRConfig, name: str, **kw) -> SemaCDRConfig:
     "A named configuration: the full model, its ablations, or a baseline that is a special case of it."

@@ -179,6 +179,7 @@ def _repair(s: str, max_words: int) -> tuple[str, list[str]]:
             break
     return s.rstrip(' ,;:-–'), notes
 
+# %% ../nbs/01_semantics.ipynb #ee9ac14e
 def _prompt_ngrams(version: str, n: int = 4) -> set:
     p = PROMPTS[version]
     return set().union(*(_ngrams(_words(p[k]), n) for k in ('system', 'strict', 'example_answer')))
@@ -309,6 +310,7 @@ def newline_mask(tok):
         _NEWLINE_MASKS[key] = (m, set(nl))
     return _NEWLINE_MASKS[key]
 
+# %% ../nbs/01_semantics.ipynb #34c39ad6
 class TwoLineFormat:
     "Logits processor: answer = line 1, forced label, line 2, EOS; per-line token caps; no repeats inside the answer."
     def __init__(self, tok, start: int, # prompt length: the answer starts at this position
@@ -380,6 +382,7 @@ class TwoLineFormat:
                 row[self.eos] = neg                       # line 2 is required
         return scores
 
+# %% ../nbs/01_semantics.ipynb #9e4115b3
 class LocalBackend:
     "Batched, left-padded greedy generation with a transformers causal LM and a cached shared prompt prefix."
     def __init__(self, cfg: SemanticsConfig):
@@ -558,6 +561,7 @@ class OpenAIBackend:
     def close(self):
         self.client.close()
 
+# %% ../nbs/01_semantics.ipynb #810ee55e
 def make_backend(cfg: SemanticsConfig):
     "The backend named by `cfg.backend`."
     if cfg.backend == 'local':
@@ -681,6 +685,7 @@ def _item_inputs(ds_or_items, cfg: SemanticsConfig) -> tuple[str, list[dict]]:
         out.append(dict(item_id=int(r['item_id']), item=r, domain=dom, user_text=text, input_hash=stable_hash(text)))
     return name, out
 
+# %% ../nbs/01_semantics.ipynb #88d595c0
 def training_item_counts(ds, # a `semacdr.data.CrossDomainDataset`
                         ) -> np.ndarray:
     "[n_items] occurrences of every item in the training sequences of both target splits (no validation/test target)."
@@ -720,6 +725,7 @@ def semantics_for_batch(backend, todo: list[dict], # entries of `_item_inputs`
                          raw=raws[i]))
     return recs, dict(fallbacks=nfb, retried=len(retried))
 
+# %% ../nbs/01_semantics.ipynb #89b547e4
 def generate_semantics(ds_or_items, # a data set (`.items`, `.domains`, `.name`) or a list of item dicts
                        cfg: SemanticsConfig | None = None, # generation settings (default: SmolLM2, prompt v1)
                        store_dir: Path | str | None = None, # overrides `cfg.store` and the default cache location
@@ -776,6 +782,7 @@ def generate_semantics(ds_or_items, # a data set (`.items`, `.domains`, `.name`)
               file=sys.stderr)
     return store
 
+# %% ../nbs/01_semantics.ipynb #7126b451
 def load_semantics(ds_or_path, # a data set (rows aligned to `ds.items`), or a store folder / `SemanticsStore`
                    cfg: SemanticsConfig | None = None, # which model / prompt version / store (default settings)
                    allow_missing: bool = False, # fill missing items with the marked fallback instead of raising
@@ -860,6 +867,7 @@ def write_manifest(path: Path | str, # the store folder
     atomic_write_text(path/'MANIFEST.json', json.dumps(m, indent=1))
     return m
 
+# %% ../nbs/01_semantics.ipynb #d00683b6
 def verify_release(path: Path | str, # a released store folder
                   ) -> dict:
     "The manifest of a released store, after checking every listed file's sha256 (ValueError names a mismatch)."

@@ -569,6 +569,7 @@ def resume(self: Trainer) -> str | None:
         self.run.write_history(self.state.history)   # no duplicated epochs after a crash
     return self.resumed_from
 
+# %% ../nbs/04_training.ipynb #91106f3b
 @patch
 def save(self: Trainer, state: TrainState):
     "Checkpoint accelerate's state (model, optimizer, schedule, RNGs) plus `state`, atomically; prune older ones."
