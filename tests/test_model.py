@@ -1,11 +1,9 @@
 "SemaCDR model: contract checks on every preset and both targets, thread masks, loss terms and switches, bad inputs, overfitting (the notebook holds the rest)."
-import dataclasses
-import numpy as np
 import pytest
 import torch
 
 torch.set_num_threads(1)
-from semacdr.data import collate_train, pad_left
+from semacdr.data import collate_train
 from semacdr.checks import check_model, toy_data
 from semacdr.model import PRESETS, SemaCDR, SemaCDRConfig
 
