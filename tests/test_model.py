@@ -1,4 +1,5 @@
-"SemaCDR model: contract checks on every preset and both targets, thread masks, loss terms and switches, bad inputs, overfitting (the notebook holds the rest)."
+"""SemaCDR model: contract checks on every preset and both targets, thread masks, loss terms and switches,
+bad inputs, overfitting (the model notebook holds the other checks)."""
 import pytest
 import torch
 
