@@ -141,10 +141,15 @@ class UMAPReducer:
         X = np.asarray(X, dtype=np.float32)
         if len(X) < 5:
             return PCAReducer()(X)  # UMAP's spectral layout needs a few points
+        import torch
         import umap  # lazy: heavy import (numba)
         reducer = umap.UMAP(n_components=2, n_neighbors=int(min(n_neighbors, len(X) - 1)), min_dist=float(min_dist),
                             metric=self.metric, random_state=seed, n_jobs=1, **self.kwargs)
-        return np.asarray(reducer.fit_transform(X), dtype=np.float32)
+        threads = torch.get_num_threads()      # a UMAP fit resets torch's thread count (seen: 1 -> 2)
+        try:
+            return np.asarray(reducer.fit_transform(X), dtype=np.float32)
+        finally:
+            torch.set_num_threads(threads)
 
 class PCAReducer:
     "Projection on the first two principal components of the L2-normalised vectors (ignores n_neighbors/min_dist)."
