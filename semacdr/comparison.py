@@ -195,7 +195,8 @@ def write_tables(results: str | Path, # a folder with records.json, cases.json a
     search = json.loads((results/'search.json').read_text())
     fin = pd.DataFrame([r for r in records if r['stage'] == 'final'])
     if fin.empty:
-        return '(no final runs recorded yet)\n'
+        return ('No final runs recorded yet: validation trials so far, by model and target.\n\n**Search**\n\n'
+                + _search_table(records, search) + '\n\n**Convergence**\n\n' + _convergence_table(records) + '\n')
     sig = significance(records, cases)
     seeds = sorted(fin.seed.unique().tolist())
     out = [f"Test split, mean ± std over seeds {seeds}. ▲ / ▼: SemaCDR significantly better / worse than the best "
@@ -220,14 +221,17 @@ def write_tables(results: str | Path, # a folder with records.json, cases.json a
 
 # %% ../nbs/07_comparison.ipynb #6a08a475
 def _search_table(records: list[dict], search: dict) -> str:
+    "Per tuned model and target: its space, the trials recorded, the best setting so far and its validation score."
+    trials = pd.DataFrame([r for r in records if r['stage'] == 'trial'])
+    if trials.empty:
+        return '(no trials recorded yet)'
     rows = []
-    for name, per_t in search.get('chosen', {}).items():
+    for (name, t), g in trials.groupby(['model', 'target'], sort=False):
         space = {**search['space'].get('*', {}), **search['space'].get(name, {})}
-        for t, params in per_t.items():
-            tr = [r for r in records if r['stage'] == 'trial' and r['model'] == name and r['target'] == t]
-            rows.append(dict(model=name, target=t, space=json.dumps(space), trials=len(tr), chosen=json.dumps(params),
-                             best_valid=max((r['valid/NDCG@10'] for r in tr), default=float('nan'))))
-    return pd.DataFrame(rows).to_markdown(index=False, floatfmt='.4f') if rows else '(no tuned models)'
+        best = g.loc[g['valid/NDCG@10'].idxmax()]
+        rows.append(dict(model=name, target=t, space=json.dumps(space), trials=f"{len(g)} of {search['trials']}",
+                         chosen=json.dumps(best['params']), best_valid=best['valid/NDCG@10']))
+    return pd.DataFrame(rows).to_markdown(index=False, floatfmt='.4f')
 
 def _convergence_table(records: list[dict]) -> str:
     df = pd.DataFrame([r for r in records if r['model'] != 'pop'])
