@@ -46,7 +46,7 @@ def default_exp(nb: Path) -> str | None:
 
 
 def results_files() -> list[Path]:
-    return sorted((NBS/'results').glob('*.md'))
+    return sorted((NBS/'results').glob('*.md')) + sorted((NBS/'results').glob('*/tables.md'))
 
 
 @pytest.fixture(scope='module')
@@ -135,7 +135,7 @@ def test_readme_is_generated_from_index():
 
 
 def test_index_shows_the_committed_results():
-    "The results cell's committed output is the current content of nbs/results/*.md (or the not-measured note)."
+    "The results cell's committed output is the current content of nbs/results/*.md and */tables.md."
     nb = json.loads((NBS/'index.ipynb').read_text())
     outs = [''.join(o['data']['text/markdown']) for c in nb['cells'] if c['cell_type'] == 'code'
             for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
