@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
     t = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if r.returncode: raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    if r.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     return time.perf_counter() - t, r.stdout + r.stderr
 
 
@@ -26,9 +27,12 @@ def phases(log: str) -> dict:
     def grab(pattern):
         m = re.search(pattern, log)
         return float(m.group(1)) if m else float('nan')
-    return {'data': grab(r'== data: ([\d.]+) s'), 'semantics': grab(r'semantics: .* in ([\d.]+) s; encoding'),
-            'encoding': grab(r'; encoding ([\d.]+) s'), 'training and evaluation': grab(r'== training and evaluation: ([\d.]+) s'),
-            'tables': grab(r'== tables and figure: ([\d.]+) s'), 'run total': grab(r'total ([\d.]+) s')}
+    return {'data': grab(r'== data: ([\d.]+) s'),
+            'semantics': grab(r'semantics: .* in ([\d.]+) s; encoding'),
+            'encoding': grab(r'; encoding ([\d.]+) s'),
+            'training and evaluation': grab(r'== training and evaluation: ([\d.]+) s'),
+            'tables': grab(r'== tables and figure: ([\d.]+) s'),
+            'run total': grab(r'total ([\d.]+) s')}
 
 
 def main():
@@ -46,8 +50,9 @@ def main():
            'load_avg_end': round(os.getloadavg()[0], 2), 'cpus': os.cpu_count(), 'python': platform.python_version()}
     p = res['phases_s']
     md = '\n'.join([
-        '**`make run` from a fresh clone** (`python bench/bench_make_run.py`: a new clone with an empty cache, on this '
-        f"{res['cpus']}-core machine, load average {res['load_avg_end']} at the end; semantics from the released store)", '',
+        '**`make run` from a fresh clone** (`python bench/bench_make_run.py`: a new clone with an empty cache, '
+        f"on this {res['cpus']}-core machine, load average {res['load_avg_end']} at the end; semantics from the "
+        'released store)', '',
         '| phase | seconds |', '| --- | ---: |',
         f"| set-up (`make setup`: venv, torch, the package and its assets) | {res['setup_s']:.0f} |",
         *(f'| {k} | {v:.1f} |' for k, v in p.items() if k != 'run total'),
