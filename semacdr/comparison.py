@@ -209,7 +209,8 @@ def write_tables(results: str | Path, # a folder with records.json, cases.json a
                        CI=[f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(sig.ci_low, sig.ci_high)])
         cols = ['target', 'protocol', 'metric', 'a', 'b', 'n', 'mean_a', 'mean_b', 'diff', 'CI', 'p_wilcoxon',
                 'p_ttest', 'verdict']
-        out += ["\n**Paired tests**\n", s[cols].to_markdown(index=False, floatfmt='.4f')]
+        names = {'mean_a': 'mean a', 'mean_b': 'mean b', 'p_wilcoxon': 'p Wilcoxon', 'p_ttest': 'p t-test'}
+        out += ["\n**Paired tests**\n", s[cols].rename(columns=names).to_markdown(index=False, floatfmt='.4f')]
     out += ["\n**Search** (validation NDCG@10, seed " + str(seeds[0])
             + f"; {search['trials']} trials per tuned model)\n", _search_table(records, search)]
     out += ["\n**Convergence**\n", _convergence_table(records)]
@@ -230,7 +231,7 @@ def _search_table(records: list[dict], search: dict) -> str:
         space = {**search['space'].get('*', {}), **search['space'].get(name, {})}
         best = g.loc[g['valid/NDCG@10'].idxmax()]
         rows.append(dict(model=name, target=t, space=json.dumps(space), trials=f"{len(g)} of {search['trials']}",
-                         chosen=json.dumps(best['params']), best_valid=best['valid/NDCG@10']))
+                         chosen=json.dumps(best['params']), **{'best valid NDCG@10': best['valid/NDCG@10']}))
     return pd.DataFrame(rows).to_markdown(index=False, floatfmt='.4f')
 
 def _convergence_table(records: list[dict]) -> str:
@@ -250,4 +251,4 @@ def _diagnostics_table(records: list[dict]) -> str | None:
     if not cols:
         return None
     tab = df[df[cols].notna().any(axis=1)].groupby(['model', 'target'], sort=False)[cols].mean()
-    return tab.rename(columns=lambda c: c[5:]).round(3).to_markdown()
+    return tab.rename(columns=lambda c: c[5:].replace('_', ' ')).round(3).to_markdown()

@@ -88,7 +88,8 @@ def test_item_view_texts_from_a_datasets_store():
 def test_encode_item_views_and_cli(tmp_path, monkeypatch):
     monkeypatch.setenv('SEMACDR_CACHE', str(tmp_path/'cache'))
     feats = encode_item_views(ToyDS(), None, EncoderConfig(progress=False))
-    assert {k: tuple(v.shape) for k, v in feats.items()} == {'specific': (3, 384), 'agnostic': (3, 384)}
+    assert {k: tuple(v.shape) for k, v in feats.items()} == {'specific': (3, 384), 'agnostic': (3, 384),
+                                                           'has_semantics': (3,)}
     import semacdr.data
     monkeypatch.setattr(semacdr.data, 'load_named', lambda name, **kw: ToyDS())
     out = tmp_path/'f.safetensors'
