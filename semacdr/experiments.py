@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import atomic_write_text, from_dict, load_config, save_config, set_seed, to_dict
+from .core import atomic_write_text, from_dict, load_config, save_config, set_seed, to_dict, _json_value
 from .data import CrossDomainDataset, describe, load_named
 from .encoder import EncoderConfig
 import semacdr.model, semacdr.baselines   # noqa: F401 (their notebooks register the zoo in semacdr.base.MODELS)
@@ -101,13 +101,6 @@ class RunConfig:
     jobs: int = 1
 
 # %% ../nbs/05_experiments.ipynb #e76aa7a8
-def _parse_value(v: str):
-    "Command-line values: JSON where it parses (numbers, lists, true/false/null), else the string."
-    try:
-        return json.loads(v)
-    except json.JSONDecodeError:
-        return v
-
 def apply_overrides(d: dict, sets: list[str]) -> dict:
     "Apply `key.sub=value` overrides to a nested config dict (returns a new dict)."
     d = json.loads(json.dumps(d))
@@ -119,7 +112,7 @@ def apply_overrides(d: dict, sets: list[str]) -> dict:
         parts = k.split('.')
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = _parse_value(v)
+        node[parts[-1]] = _json_value(v)            # the same parsing as the options of `semacdr run`
     return d
 
 def load_run_config(path: str | Path | None = None, # yaml/json RunConfig (None: the defaults)
