@@ -192,8 +192,9 @@ def _rec_loss(self, states: torch.Tensor, # [B, L, d]
     logits = self.logits(u)                                                     # [M, N]
     return next_item_loss(logits, y), logits
 
-RecModel.sampling_correction = True   # subtract log Q in sampled softmax (a class default; configs may override)
 RecModel.score, RecModel.logits, RecModel.rec_loss = _score, _logits, _rec_loss
+# subtract log Q in sampled softmax unless the config turns it off (read from the config, never stored twice)
+RecModel.sampling_correction = property(lambda self: getattr(self.config, 'sampling_correction', True))
 
 # %% ../nbs/02b_base.ipynb #f6abecc3
 def _forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:

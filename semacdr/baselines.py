@@ -103,7 +103,6 @@ class GRU4Rec(RecModel):
             raise ValueError(f"GRU4RecConfig.sequence must be 'mixed' or 'target', not {config.sequence!r}")
         super().__init__(config, item_domain, local_index)
         c = self.config
-        self.sampling_correction = c.sampling_correction
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)   # row 0 = padding
         self.emb_drop = Dropout(c.emb_dropout)
         self.gru = nn.GRU(c.hidden, c.gru_hidden, c.num_layers, batch_first=True,

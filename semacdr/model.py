@@ -352,7 +352,6 @@ class SemaCDR(RecModel):
         super().__init__(dataclasses.replace(config, feature_dims=dict(config.feature_dims)).validate(),
                          item_domain, local_index)
         cfg, feats, n, d = self.config, dict(item_features or {}), self.config.n_items, self.config.hidden
-        self.sampling_correction = cfg.sampling_correction
         for v in (v for v in cfg.views if v != 'id'):
             f = torch.as_tensor(feats[v], dtype=torch.float32) if v in feats else None
             if f is not None:
