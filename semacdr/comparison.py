@@ -16,7 +16,7 @@ from .evaluation import metrics_from_ranks, paired_test
 from .experiments import RunConfig, load_run_config, model_spec, prepare_features, run_one
 
 # %% auto #0
-__all__ = ['grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables']
+__all__ = ['grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables', 'plot_curves']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -242,7 +242,7 @@ def _convergence_table(records: list[dict]) -> str:
     tab = pd.DataFrame({'runs': g.size(), 'at the cap': g.hit_cap.sum(), 'median epochs run': g.epochs_run.median(),
                         'median best epoch': g.best_epoch.median(),
                         'median s/epoch': g.sec_per_epoch.median().round(1)})
-    return tab.to_markdown()
+    return tab.reset_index().to_markdown(index=False)
 
 def _diagnostics_table(records: list[dict]) -> str | None:
     "Mean fusion diagnostics of the kept epoch, per SemaCDR variant and target (None when no run reports them)."
@@ -252,3 +252,31 @@ def _diagnostics_table(records: list[dict]) -> str | None:
         return None
     tab = df[df[cols].notna().any(axis=1)].groupby(['model', 'target'], sort=False)[cols].mean()
     return tab.rename(columns=lambda c: c[5:].replace('_', ' ')).round(3).to_markdown()
+
+# %% ../nbs/07_comparison.ipynb #d4e5f6a7
+def plot_curves(records: list[dict], # a comparison's records (each carries its run's `curve`)
+                key: str = 'valid/NDCG@10', # a curve: 'loss', 'valid/NDCG@10' or a 'diag/...' series
+                stage: str = 'final', # 'final' (the seeds) or 'trial' (the search)
+                models: list[str] | None = None, # which models (default: every one with that curve)
+               ):
+    "One panel per target, one line per run of `key` against the epoch; a dot marks the kept (best) epoch."
+    import matplotlib.pyplot as plt
+    runs = [r for r in records if r['stage'] == stage and (r.get('curve') or {}).get(key)
+            and (models is None or r['model'] in models)]
+    if not runs:
+        raise ValueError(f"plot_curves: no {stage} record has a {key!r} curve")
+    targets = list(dict.fromkeys(r['target'] for r in runs))
+    names = list(dict.fromkeys(r['model'] for r in runs))
+    colour = {m: plt.cm.tab10(i % 10) for i, m in enumerate(names)}
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 3.6), squeeze=False)
+    for ax, t in zip(axes[0], targets):
+        for r in (r for r in runs if r['target'] == t):
+            y = np.array([np.nan if v is None else v for v in r['curve'][key]], dtype=float)
+            ax.plot(np.arange(1, len(y) + 1), y, color=colour[r['model']], lw=1, alpha=0.8,
+                    label=r['model'] if r['seed'] == min(q['seed'] for q in runs if q['model'] == r['model']) else None)
+            if r.get('best_epoch'):
+                ax.plot(r['best_epoch'], y[r['best_epoch'] - 1], 'o', color=colour[r['model']], ms=3)
+        ax.set(title=f"target {t}", xlabel='epoch', ylabel=key)
+    axes[0][-1].legend(fontsize=7, loc='best')
+    fig.tight_layout()
+    return fig

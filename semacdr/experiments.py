@@ -22,8 +22,8 @@ from .training import TrainConfig, train
 
 # %% auto #0
 __all__ = ['FALLBACK_VIEWS', 'model_spec', 'needs_text', 'build_model', 'DataConfig', 'RunConfig', 'apply_overrides',
-           'load_run_config', 'prepare_features', 'run_one', 'cfg_extra', 'write_test_cases', 'run', 'results_tables',
-           'plot_results', 'run_args', 'run_cli']
+           'load_run_config', 'prepare_features', 'run_one', 'run_curve', 'cfg_extra', 'write_test_cases', 'run',
+           'results_tables', 'plot_results', 'run_args', 'run_cli']
 
 # %% ../nbs/05_experiments.ipynb #e7358a1e
 def model_spec(name: str, # a registered name, or 'module:name' (imports module, which registers name)
@@ -171,6 +171,7 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
            'params': sum(p.numel() for p in model.parameters()), 'run_dir': tcfg.output_dir}
     if res.best_epoch:   # the fusion diagnostics of the kept epoch (models that report them)
         rec.update({k: v for k, v in res.history[res.best_epoch - 1].items() if k.startswith('diag/')})
+    rec['curve'] = run_curve(res.history, tcfg.metric)
     for proto, m in res.test.items():
         for k, v in m.items():
             if isinstance(v, (int, float)) and k != 'n_cases':
@@ -180,6 +181,12 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
     return rec
 
 # %% ../nbs/05_experiments.ipynb #bab609f5
+def run_curve(history: list[dict], metric: str = 'NDCG@10', digits: int = 5) -> dict:
+    "Per-epoch training loss, validation `metric` and fusion diagnostics of one run, compact enough for its record."
+    keys = ['loss', f'valid/{metric}'] + sorted({k for h in history for k in h if k.startswith('diag/')})
+    r = lambda v: round(float(v), digits) if isinstance(v, (int, float)) and math.isfinite(v) else None
+    return {k: [r(h.get(k)) for h in history] for k in keys}
+
 def cfg_extra(cfg: RunConfig) -> dict:
     "What a text model's fingerprint adds to its buffers' hash: the semantics and encoder settings of its features."
     return {'semantics': to_dict(cfg.semantics) if not isinstance(cfg.semantics, dict) else cfg.semantics,
