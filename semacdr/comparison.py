@@ -63,6 +63,16 @@ def _save(results: Path, records: list, cases: dict, search: dict):
 def _case_key(r: dict) -> str:
     return f"{r['model']}|{r['target']}|{r['seed']}"
 
+def _recorded(state: dict, stage: str, name: str, target: str, seed: int, params: dict) -> dict | None:
+    """The committed record of this run, if any (with its test cases, for a final run). `run_one` reuses it when its
+    fingerprint matches, so a comparison resumes from its committed records on a machine without its run folders."""
+    for r in state['records']:
+        if (r['stage'], r['model'], r['target'], r['seed']) == (stage, name, target, seed) and r['params'] == params:
+            if stage == 'final' and _case_key(r) not in state['cases']:
+                return None
+            return {k: v for k, v in r.items() if k not in ('stage', 'trial')}
+    return None
+
 def tune(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=print) -> dict:
     "Validation trials of every tuned model and target; {model: {target: chosen params}} (also in state['search'])."
     s = _search(cfg)
@@ -71,8 +81,9 @@ def tune(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=print) 
         for t in cfg.targets:
             trials = []
             for k, params in enumerate(grid_points(s['space'], name, s['trials'], s['seed'])):
+                old = _recorded(state, 'trial', name, ds.domains[t], cfg.seeds[0], params)
                 rec = run_one(_with(cfg, name, params), ds, name, t, cfg.seeds[0], features,
-                              out/'tuning'/f'trial-{stable_hash(params, n=8)}')
+                              out/'tuning'/f'trial-{stable_hash(params, n=8)}', reuse=old)
                 trials.append({**rec, 'stage': 'trial', 'trial': k, 'params': params})
                 log(f"trial {k + 1}/{s['trials']} {name} · {ds.domains[t]} {params}: valid "
                     f"{rec[f'valid/{cfg.train.metric}']:.4f}")
@@ -93,11 +104,13 @@ def final_runs(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=p
             params = chosen.get(src, {}).get(ds.domains[t], {}) if src else {}
             for seed in cfg.seeds:
                 c = _with(cfg, name, params)
-                rec = {**run_one(c, ds, name, t, seed, features, out/'final', cases=True), 'stage': 'final',
-                       'params': params}
+                old = _recorded(state, 'final', name, ds.domains[t], seed, params)
+                got = run_one(c, ds, name, t, seed, features, out/'final', cases=True, reuse=old)
+                rec = {**got, 'stage': 'final', 'params': params}
                 state['records'] = [r for r in state['records'] if not (r['stage'] == 'final' and
                                                                         _case_key(r) == _case_key(rec))] + [rec]
-                state['cases'][_case_key(rec)] = json.loads((Path(rec['run_dir'])/'test_cases.json').read_text())
+                if got is not old:     # a run trained or read back here: its cases come from its run folder
+                    state['cases'][_case_key(rec)] = json.loads((Path(rec['run_dir'])/'test_cases.json').read_text())
                 log(f"final {name} · {ds.domains[t]} · seed {seed}: test NDCG@10 "
                     f"{rec.get('full/NDCG@10', float('nan')):.4f}")
                 save()

@@ -12,18 +12,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import atomic_write_text, from_dict, load_config, save_config, set_seed, to_dict, _json_value
+from .core import (atomic_write_text, from_dict, load_config, save_config, set_seed, stable_hash, to_dict,
+                          _json_value)
 from .data import CrossDomainDataset, describe, load_named
 from .encoder import EncoderConfig
 import semacdr.model, semacdr.baselines   # noqa: F401 (their notebooks register the zoo in semacdr.base.MODELS)
 from .base import MODELS, ModelSpec, register_model
 from .model import SemaCDRConfig
-from .training import TrainConfig, train
+from .training import TrainConfig, run_fingerprint, train
 
 # %% auto #0
 __all__ = ['FALLBACK_VIEWS', 'model_spec', 'needs_text', 'build_model', 'DataConfig', 'RunConfig', 'apply_overrides',
-           'load_run_config', 'prepare_features', 'run_one', 'run_curve', 'cfg_extra', 'write_test_cases', 'run',
-           'results_tables', 'plot_results', 'run_args', 'run_cli']
+           'load_run_config', 'prepare_features', 'run_one', 'record_fingerprint', 'run_curve', 'cfg_extra',
+           'write_test_cases', 'run', 'results_tables', 'plot_results', 'run_args', 'run_cli']
 
 # %% ../nbs/05_experiments.ipynb #e7358a1e
 def model_spec(name: str, # a registered name, or 'module:name' (imports module, which registers name)
@@ -151,6 +152,7 @@ def prepare_features(cfg: RunConfig, ds: CrossDomainDataset, log=print) -> tuple
 
 def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out: Path,
             cases: bool = False, # also keep each test case's rank (test_cases.json in the run folder), for paired tests
+            reuse: dict | None = None, # a committed record of this run: returned as is if its `fingerprint` matches
            ) -> dict:
     "Train (or read back) one model on one direction with one seed; returns a flat record of its test metrics."
     set_seed(seed)
@@ -161,7 +163,11 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
                    test_protocols=tuple(cfg.protocols))
     if not any(p.requires_grad for p in model.parameters()):
         tcfg = replace(tcfg, epochs=0)   # e.g. popularity
-    res = train(model, ds, target, tcfg, extra=cfg_extra(cfg) if needs_text(name) else None)
+    extra = cfg_extra(cfg) if needs_text(name) else None
+    fp = record_fingerprint(model, ds, target, tcfg, extra)
+    if reuse is not None and reuse.get('fingerprint') == fp:
+        return reuse    # the same run (config, inputs, stopping rule, version) was recorded: no run folder needed
+    res = train(model, ds, target, tcfg, extra=extra)
     rec = {'model': name, 'target': ds.domains[target], 'direction': f'{ds.domains[1 - target]}→{ds.domains[target]}',
            'seed': seed, 'best_epoch': res.best_epoch, 'epochs_run': res.epochs_run, 'sec_per_epoch': res.sec_per_epoch,
            'hit_cap': bool(getattr(res, 'hit_cap', False)), 'stopped_early': res.stopped_early,
@@ -171,7 +177,7 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
            'params': sum(p.numel() for p in model.parameters()), 'run_dir': tcfg.output_dir}
     if res.best_epoch:   # the fusion diagnostics of the kept epoch (models that report them)
         rec.update({k: v for k, v in res.history[res.best_epoch - 1].items() if k.startswith('diag/')})
-    rec['curve'] = run_curve(res.history, tcfg.metric)
+    rec['curve'], rec['fingerprint'] = run_curve(res.history, tcfg.metric), fp
     for proto, m in res.test.items():
         for k, v in m.items():
             if isinstance(v, (int, float)) and k != 'n_cases':
@@ -181,6 +187,11 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
     return rec
 
 # %% ../nbs/05_experiments.ipynb #bab609f5
+def record_fingerprint(model, ds, target: int, tcfg: TrainConfig, extra: dict | None = None) -> str:
+    "A digest of what decides a run's record: its run fingerprint (config, data, inputs, version) and stopping rule."
+    stop = {k: getattr(tcfg, k) for k in ('epochs', 'patience', 'min_delta', 'metric', 'test_protocols', 'ks')}
+    return stable_hash(run_fingerprint(model, ds, target, tcfg, extra), stop, n=16)
+
 def run_curve(history: list[dict], metric: str = 'NDCG@10', digits: int = 5) -> dict:
     "Per-epoch training loss, validation `metric` and fusion diagnostics of one run, compact enough for its record."
     keys = ['loss', f'valid/{metric}'] + sorted({k for h in history for k in h if k.startswith('diag/')})
