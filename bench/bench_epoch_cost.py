@@ -11,7 +11,9 @@ values, and the 36k-item encoding pass stays out of the measurement.
 
 Each process trains `--steps` steps of one epoch with `semacdr.training.train` and reports the epoch time scaled to a
 whole epoch, plus the peak resident memory (VmHWM) of the process, which includes the data set and the frozen text
-features. The table goes to nbs/results/food_kitchen_cost.md (`make readme` refreshes the index and README).
+features. The record (every row, and each model's cost relative to SASRec-target) goes to
+nbs/results/food_kitchen_cost.json, and `render(record)`, the table, to food_kitchen_cost.md (`make readme` refreshes
+the index and README); tests/test_results.py checks that the committed table is the committed record's.
 """
 import argparse, json, math, subprocess, sys, tempfile
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ('sasrec-target', 'sasrec-mixed', 'semacdr', 'sasrec-target@v0', 'semacdr@v0')
 V0 = {'sasrec-target@v0': 'sasrec', 'semacdr@v0': 'semacdr'}
+MEASURES = {'sec_per_epoch': 's/epoch', 'peak_mem_mb': 'peak MB'}   # what the table shows, and its labels
 
 
 def _features(ds):
@@ -62,6 +65,21 @@ def one(model: str, target: int, steps: int, threads: int) -> dict:
             'params': sum(p.numel() for p in net.parameters() if p.requires_grad)}
 
 
+def render(record: dict) -> str:
+    "The Markdown table of a record `main` writes (nbs/results/food_kitchen_cost.json), from the record alone."
+    import pandas as pd
+    models, rel = record['models'], record['relative']
+    tab = pd.DataFrame(record['rows']).pivot(index='model', columns='target', values=list(MEASURES)).reindex(models)
+    cols = list(tab.columns)
+    tab.columns = [f'{MEASURES[v]} ({t})' for v, t in cols]
+    return '\n'.join([
+        '**SemaCDR vs SASRec, cost of one training epoch** (`python bench/bench_epoch_cost.py`: each model in a '
+        f"fresh process, {record['threads']} CPU threads, {record['steps']} steps timed and scaled to the whole epoch; "
+        'peak resident memory includes the data and the frozen text features)', '', tab.round(1).to_markdown(), '',
+        'Relative to SASRec-target: '
+        + ', '.join(f'{m} {rel[m][v][t]:.1f}× {MEASURES[v]} ({t})' for m in models[1:] for v, t in cols) + '.', ''])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--steps', type=int, default=60)
@@ -71,7 +89,6 @@ def main():
     if a.one:
         print('RESULT ' + json.dumps(one(a.one[0], int(a.one[1]), a.steps, a.threads)))
         return
-    import pandas as pd
     rows = []
     for target in (1, 0):
         for model in MODELS:
@@ -80,18 +97,19 @@ def main():
                                  capture_output=True, text=True, check=True).stdout
             rows.append(json.loads(next(l for l in out.splitlines() if l.startswith('RESULT '))[7:]))
             print(rows[-1], flush=True)
-    df = pd.DataFrame(rows)
-    tab = df.pivot(index='model', columns='target', values=['sec_per_epoch', 'peak_mem_mb']).reindex(list(MODELS))
-    tab.columns = [f"{ {'sec_per_epoch': 's/epoch', 'peak_mem_mb': 'peak MB'}[v] } ({t})" for v, t in tab.columns]
-    base = tab.loc['sasrec-target']
-    lines = ['**SemaCDR vs SASRec, cost of one training epoch** (`python bench/bench_epoch_cost.py`: each model in a '
-             f'fresh process, {a.threads} CPU threads, {a.steps} steps timed and scaled to the whole epoch; peak '
-             f'resident memory includes the data and the frozen text features)', '', tab.round(1).to_markdown(), '',
-             'Relative to SASRec-target: '
-             + ', '.join(f"{m} {tab.loc[m, c] / base[c]:.1f}× {c}" for m in MODELS[1:] for c in tab.columns) + '.', '']
-    out = ROOT/'nbs'/'results'/'food_kitchen_cost.md'
-    out.write_text('\n'.join(lines), encoding='utf-8')
-    print(f'wrote {out}')
+    base = {(r['target'], v): r[v] for r in rows if r['model'] == MODELS[0] for v in MEASURES}
+    relative = {m: {v: {} for v in MEASURES} for m in MODELS[1:]}
+    for r in rows:
+        for v in MEASURES:
+            if r['model'] != MODELS[0]:
+                relative[r['model']][v][r['target']] = r[v] / base[r['target'], v]
+    record = {'threads': a.threads, 'steps': a.steps, 'models': list(MODELS), 'rows': rows, 'relative_to': MODELS[0],
+              'relative': relative}
+    out = ROOT/'nbs'/'results'/'food_kitchen_cost'
+    text = json.dumps(record, indent=1) + '\n'
+    out.with_suffix('.json').write_text(text, encoding='utf-8')
+    out.with_suffix('.md').write_text(render(json.loads(text)), encoding='utf-8')
+    print(f'wrote {out}.json and .md')
 
 
 if __name__ == '__main__':

@@ -5,7 +5,8 @@ the 999-negative protocol, and must agree on every metric; `evaluate`'s numpy an
 exactly. Three models: precomputed scores (a row lookup: scoring is one copy), the mean of the history's item
 embeddings (one matmul), and SASRec (the `sasrec` preset of SemaCDR, untrained, seeded); and the evaluation overhead
 alone, with the mean-embedding model's scores recorded once and replayed, so that scoring costs nothing.
-The script writes its table to nbs/results/evaluation_speed.md and the raw record to nbs/results/evaluation_speed.json.
+The script writes the raw record to nbs/results/evaluation_speed.json and `render(record)`, its table, to
+nbs/results/evaluation_speed.md (tests/test_results.py checks that the committed table is the committed record's).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_evaluation.py
     # then show the new table on the evaluation page (its committed output; tests/test_evaluation.py compares them):
@@ -27,7 +28,6 @@ from semacdr.data import load_llmcdsr, pad_left
 from semacdr.evaluation import Protocol, evaluate, split_candidates
 from semacdr.model import SemaCDR, SemaCDRConfig
 
-torch.set_num_threads(1)
 RESULTS = Path(__file__).resolve().parent.parent/'nbs'/'results'
 KS = (1, 5, 10, 20)
 REPEATS = 3   # every timing is the fastest of REPEATS runs
@@ -141,6 +141,7 @@ def compare(name, models, ds, protocol, cands, timed='end to end'):
 
 
 def main():
+    torch.set_num_threads(1)
     path = shared_data_dir('food-kitchen')
     if path is None:
         raise SystemExit('../shared/data/food-kitchen not found')
@@ -163,13 +164,27 @@ def main():
 
 
 def write(rows):
+    "The record (rows and the run's settings) to evaluation_speed.json, then `render(record)` to evaluation_speed.md."
     RESULTS.mkdir(parents=True, exist_ok=True)
-    load = ', '.join(f'{x:.1f}' for x in os.getloadavg())
+    record = {'rows': rows, 'torch': torch.__version__, 'numpy': np.__version__, 'threads': torch.get_num_threads(),
+              'omp_num_threads': os.environ.get('OMP_NUM_THREADS'), 'repeats': REPEATS, 'timing': 'best of repeats',
+              'load_average_at_end': os.getloadavg(), 'cpu_count': os.cpu_count(),
+              'machine': platform.machine(), 'processor': platform.processor(), 'date': time.strftime('%Y-%m-%d')}
+    raw = json.dumps(record, indent=1) + '\n'
+    (RESULTS/'evaluation_speed.json').write_text(raw)
+    text = render(json.loads(raw))
+    (RESULTS/'evaluation_speed.md').write_text(text)
+    print(text)
+
+
+def render(record: dict) -> str:
+    "The Markdown table of a record `write` makes (nbs/results/evaluation_speed.json), from the record alone."
+    load = ', '.join(f'{x:.1f}' for x in record['load_average_at_end'])
     head = (f'**Evaluation speed** (`bench/bench_evaluation.py`, Amazon Food–Kitchen test cases of both target '
-            f'domains; one CPU thread: torch threads {torch.get_num_threads()}, '
-            f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS")}; torch {torch.__version__}, numpy {np.__version__}; '
-            f'every time is the fastest of {REPEATS} runs, on a shared {os.cpu_count()}-core machine with load average '
-            f'{load} when the run ended). Per-user loop: one forward pass, one '
+            f"domains; one CPU thread: torch threads {record['threads']}, "
+            f"OMP_NUM_THREADS={record['omp_num_threads']}; torch {record['torch']}, numpy {record['numpy']}; "
+            f"every time is the fastest of {record['repeats']} runs, on a shared {record['cpu_count']}-core machine "
+            f'with load average {load} when the run ended). Per-user loop: one forward pass, one '
             'numpy rank and Python metric sums per user. `evaluate`: batches of 256, ranks counted by numpy (the CPU '
             'default) or torch. Every path gives the same metrics (checked in the run; the two rank backends '
             'exactly). *End to end* includes the model\'s scoring; *evaluation overhead* replays the scores the '
@@ -177,18 +192,11 @@ def write(rows):
             'only padding, candidate gathering, ranking and metrics remain.\n')
     lines = [head, '| model | protocol | timed | cases | per-user loop (s) | evaluate, torch ranks (s) | '
              'evaluate (s) | speed-up vs loop | numpy vs torch ranks |', '|---|---|---|---|---|---|---|---|---|']
-    for r in rows:
+    for r in record['rows']:
         lines.append(f"| {r['model']} | {r['protocol']} | {r['timed']} | {r['cases']} | {r['loop_s']:.3f} | "
                      f"{r['torch_ranks_s']:.3f} | {r['numpy_ranks_s']:.3f} | "
                      f"{r['loop_s'] / r['numpy_ranks_s']:.1f}× | {r['torch_ranks_s'] / r['numpy_ranks_s']:.1f}× |")
-    text = '\n'.join(lines) + '\n'
-    (RESULTS/'evaluation_speed.md').write_text(text)
-    record = {'rows': rows, 'torch': torch.__version__, 'numpy': np.__version__, 'threads': torch.get_num_threads(),
-              'omp_num_threads': os.environ.get('OMP_NUM_THREADS'), 'repeats': REPEATS, 'timing': 'best of repeats',
-              'load_average_at_end': os.getloadavg(), 'cpu_count': os.cpu_count(),
-              'machine': platform.machine(), 'processor': platform.processor(), 'date': time.strftime('%Y-%m-%d')}
-    (RESULTS/'evaluation_speed.json').write_text(json.dumps(record, indent=1) + '\n')
-    print(text)
+    return '\n'.join(lines) + '\n'
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """`make run` from a fresh clone, timed by phase: set-up, data, semantics, encoding, training, tables; then again with
 every cache warm.
 
-    python bench/bench_make_run.py            # writes nbs/results/make_run.md and .json
+    python bench/bench_make_run.py            # writes nbs/results/make_run.json and its table, make_run.md
 
 The clone gets an empty `SEMACDR_CACHE` (no converted model, no embeddings, no run folders), so semantics come from the
 released store and the text views are encoded from scratch; pip's download cache is the machine's own. Phases come
@@ -35,6 +35,21 @@ def phases(log: str) -> dict:
             'run total': grab(r'total ([\d.]+) s')}
 
 
+def render(record: dict) -> str:
+    "The Markdown table of a record `main` writes (nbs/results/make_run.json), from the record alone."
+    p = record['phases_s']
+    return '\n'.join([
+        '**`make run` from a fresh clone** (`python bench/bench_make_run.py`: a new clone with an empty cache, '
+        f"on this {record['cpus']}-core machine, load average {record['load_avg_end']} at the end; semantics from the "
+        'released store)', '',
+        '| phase | seconds |', '| --- | ---: |',
+        f"| set-up (`make setup`: venv, torch, the package and its assets) | {record['setup_s']:.0f} |",
+        *(f'| {k} | {v:.1f} |' for k, v in p.items() if k != 'run total'),
+        f"| `make run` in all | {record['run_s']:.0f} |",
+        f"| **fresh clone to results** | **{record['fresh_total_s'] / 60:.1f} min** |",
+        f"| `make run` again, every cache warm | {record['cached_run_s']:.1f} |", ''])
+
+
 def main():
     from semacdr.core import atomic_write_text
     with tempfile.TemporaryDirectory() as d:
@@ -48,18 +63,9 @@ def main():
     res = {'setup_s': round(setup, 1), 'run_s': round(run, 1), 'fresh_total_s': round(setup + run, 1),
            'phases_s': phases(log), 'cached_run_s': round(again, 1), 'cached_phases_s': phases(log2),
            'load_avg_end': round(os.getloadavg()[0], 2), 'cpus': os.cpu_count(), 'python': platform.python_version()}
-    p = res['phases_s']
-    md = '\n'.join([
-        '**`make run` from a fresh clone** (`python bench/bench_make_run.py`: a new clone with an empty cache, '
-        f"on this {res['cpus']}-core machine, load average {res['load_avg_end']} at the end; semantics from the "
-        'released store)', '',
-        '| phase | seconds |', '| --- | ---: |',
-        f"| set-up (`make setup`: venv, torch, the package and its assets) | {res['setup_s']:.0f} |",
-        *(f'| {k} | {v:.1f} |' for k, v in p.items() if k != 'run total'),
-        f"| `make run` in all | {res['run_s']:.0f} |",
-        f"| **fresh clone to results** | **{res['fresh_total_s'] / 60:.1f} min** |",
-        f"| `make run` again, every cache warm | {res['cached_run_s']:.1f} |", ''])
-    atomic_write_text(ROOT/'nbs'/'results'/'make_run.json', json.dumps(res, indent=2))
+    raw = json.dumps(res, indent=2)
+    md = render(json.loads(raw))
+    atomic_write_text(ROOT/'nbs'/'results'/'make_run.json', raw)
     atomic_write_text(ROOT/'nbs'/'results'/'make_run.md', md)
     print(md)
     return 0

@@ -6,8 +6,8 @@ views are random unit vectors of MiniLM's width (384): the compute of a step doe
 keeps the profile free of the 5-minute encoding pass. The previous implementation (`tests/reference/
 semacdr_model_v0.py`, marked `@v0`) trains on the same batches in the same loop. Reported: median seconds per step of
 each model and the ratios, and each SemaCDR's forward pass broken down by part (torch.profiler, `record_function`
-labels put around each part's module by this script), with the backward pass as one line. Writes
-nbs/results/semacdr_profile.md and .json.
+labels put around each part's module by this script), with the backward pass as one line. Writes the record to
+nbs/results/semacdr_profile.json and `render(record)`, its table, to semacdr_profile.md.
 
     python bench/profile_semacdr.py --steps 20 --threads 1
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse, json, statistics, sys, time
 from pathlib import Path
 
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,8 +99,10 @@ def profile_parts(m, opt, bs) -> dict:
     return {k: {'ms_per_step': v, 'share_of_step': round(v / step, 3)} for k, v in parts.items()}
 
 
-def markdown(res: dict) -> str:
-    t, r = res['sec_per_step'], res
+def render(record: dict) -> str:
+    "The Markdown table of a record `main` writes (nbs/results/semacdr_profile.json), from the record alone."
+    import pandas as pd
+    t, r = record['sec_per_step'], record
     tab = pd.DataFrame({k: {p: v['ms_per_step'] for p, v in r['profile'][k].items()} for k in r['profile']})
     tab = tab.reindex([p for p in PARTS if p in tab.index])
     return '\n'.join([
@@ -152,9 +153,11 @@ def main(argv=None):
                       for k in ('semacdr', 'semacdr@v0')}
     res['load_avg'] = os.getloadavg()[0]
     out = ROOT/'nbs'/'results'/'semacdr_profile'
-    atomic_write_text(out.with_suffix('.json'), json.dumps(res, indent=2))
-    atomic_write_text(out.with_suffix('.md'), markdown(res))
-    print(markdown(res))
+    raw = json.dumps(res, indent=2)
+    md = render(json.loads(raw))
+    atomic_write_text(out.with_suffix('.json'), raw)
+    atomic_write_text(out.with_suffix('.md'), md)
+    print(md)
 
 
 if __name__ == '__main__':

@@ -1,12 +1,23 @@
-"""Every committed comparison table is what `semacdr.comparison.write_tables` makes of the records next to it."""
+"""Every committed results table is written by a script from the records committed next to it, and is regenerated
+from them here: a comparison folder's tables.md by `semacdr.comparison.write_tables` from its records.json, and each
+bench table nbs/results/<stem>.md by its bench script's `render` from nbs/results/<stem>.json."""
+import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 
 from semacdr.comparison import write_tables
 
-RESULTS = Path(__file__).resolve().parent.parent/'nbs'/'results'
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT/'nbs'/'results'
 FOLDERS = sorted(p.parent for p in RESULTS.glob('*/records.json'))
+BENCH_TABLES = {'evaluation_speed': 'bench_evaluation.py',   # table stem -> the bench script that writes it
+                'food_kitchen_cost': 'bench_epoch_cost.py',
+                'make_run': 'bench_make_run.py',
+                'semacdr_profile': 'profile_semacdr.py',
+                'semantics_quality_food-kitchen': 'semantics_quality.py',
+                'semantics_quality_movielens': 'semantics_quality.py'}
 
 
 @pytest.mark.parametrize('folder', FOLDERS, ids=[f.name for f in FOLDERS])
@@ -18,3 +29,33 @@ def test_tables_are_regenerated_from_the_records(folder):
 
 def test_there_is_something_to_check():
     assert FOLDERS, 'no committed comparison records under nbs/results/'
+
+
+def bench_module(script: str):
+    "A bench script as a module, loaded by path (bench/ is not a package); importing it runs no measurement."
+    spec = importlib.util.spec_from_file_location(f'bench_{Path(script).stem}', ROOT/'bench'/script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize('stem', sorted(BENCH_TABLES))
+def test_bench_table_is_rendered_from_its_record(stem):
+    script = BENCH_TABLES[stem]
+    table, record = RESULTS/f'{stem}.md', RESULTS/f'{stem}.json'
+    assert table.exists() and record.exists(), f'nbs/results/{stem}: a table needs its record, and the other way round'
+    rendered = bench_module(script).render(json.loads(record.read_text(encoding='utf-8')))
+    assert rendered == table.read_text(encoding='utf-8'), (
+        f'nbs/results/{stem}.md differs from render({stem}.json): re-run bench/{script} (never edit the table by hand)')
+
+
+def test_every_results_table_has_its_records():
+    for table in sorted(RESULTS.rglob('*.md')):
+        name = table.relative_to(RESULTS)
+        if table.name == 'tables.md' and (table.parent/'records.json').exists():
+            continue                                    # a comparison folder: checked above
+        assert table.parent == RESULTS and table.with_suffix('.json').exists(), (
+            f'nbs/results/{name} has no records next to it: a results table is written by a script from a committed '
+            '.json of the same stem (or is the tables.md of a comparison folder with its records.json)')
+        assert table.stem in BENCH_TABLES, (
+            f'nbs/results/{name}: add it to BENCH_TABLES in tests/test_results.py, with the script that renders it')
