@@ -283,10 +283,12 @@ def plot_curves(records: list[dict], # a comparison's records (each carries its 
     colour = {m: plt.cm.tab10(i % 10) for i, m in enumerate(names)}
     fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 3.6), squeeze=False)
     for ax, t in zip(axes[0], targets):
+        seen = set()
         for r in (r for r in runs if r['target'] == t):
             y = np.array([np.nan if v is None else v for v in r['curve'][key]], dtype=float)
             ax.plot(np.arange(1, len(y) + 1), y, color=colour[r['model']], lw=1, alpha=0.8,
-                    label=r['model'] if r['seed'] == min(q['seed'] for q in runs if q['model'] == r['model']) else None)
+                    label=None if r['model'] in seen else r['model'])
+            seen.add(r['model'])
             if r.get('best_epoch'):
                 ax.plot(r['best_epoch'], y[r['best_epoch'] - 1], 'o', color=colour[r['model']], ms=3)
         ax.set(title=f"target {t}", xlabel='epoch', ylabel=key)

@@ -59,3 +59,16 @@ def test_every_results_table_has_its_records():
             '.json of the same stem (or is the tables.md of a comparison folder with its records.json)')
         assert table.stem in BENCH_TABLES, (
             f'nbs/results/{name}: add it to BENCH_TABLES in tests/test_results.py, with the script that renders it')
+
+
+def test_results_notebook_outputs_match_the_committed_records():
+    "The MovieLens results page was executed on the records committed with it (re-execute it after each commit)."
+    nb = json.loads((RESULTS/'movielens_comparison.ipynb').read_text(encoding='utf-8'))
+    printed = ''.join(''.join(o.get('text', '')) for c in nb['cells'] if c['cell_type'] == 'code'
+                      for o in c.get('outputs', []))
+    records = json.loads((RESULTS/'movielens'/'records.json').read_text())
+    for stage in ('trial', 'final'):
+        n = sum(r['stage'] == stage for r in records)
+        assert f'{stage} runs recorded: {n} of' in printed, (
+            f'nbs/results/movielens_comparison.ipynb shows another number of {stage} runs than records.json ({n}): '
+            'execute it again (jupyter nbconvert --execute --inplace, then nbdev_clean)')
