@@ -85,12 +85,16 @@ def tune(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=print) 
                 rec = run_one(_with(cfg, name, params), ds, name, t, cfg.seeds[0], features,
                               out/'tuning'/f'trial-{stable_hash(params, n=8)}', reuse=old)
                 trials.append({**rec, 'stage': 'trial', 'trial': k, 'params': params})
+                state['records'] = [r for r in state['records'] if not (
+                    r['stage'] == 'trial' and (r['model'], r['target']) == (name, ds.domains[t])
+                    and r['params'] == params)] + trials[-1:]
+                save()                                  # every finished trial is a record (commit them as they land)
                 log(f"trial {k + 1}/{s['trials']} {name} · {ds.domains[t]} {params}: valid "
                     f"{rec[f'valid/{cfg.train.metric}']:.4f}")
             best = max(trials, key=lambda r: r[f'valid/{cfg.train.metric}'])
             chosen.setdefault(name, {})[ds.domains[t]] = best['params']
-            state['records'] = [r for r in state['records'] if not (r['stage'] == 'trial' and r['model'] == name
-                                                                   and r['target'] == ds.domains[t])] + trials
+            state['records'] = [r for r in state['records'] if not (     # trials of an earlier search space
+                r['stage'] == 'trial' and (r['model'], r['target']) == (name, ds.domains[t]) and r not in trials)]
             save()
     return chosen
 
