@@ -24,15 +24,28 @@ def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}
                 trials: int, # how many points to try
                 seed: int = 0, # which points (the same seed gives the same trials on any machine)
                ) -> list[dict]:
-    "The first `trials` points of a seeded shuffle of the model's grid (the `'*'` axes plus the model's own)."
+    """`trials` points of the model's grid (the `'*'` axes plus the model's own), the same on any machine. Without own
+    axes: the first points of a seeded shuffle of the grid. With own axes (λ and τ for SemaCDR), the shared axes are
+    covered as fully as a model without own axes covers them: trial i takes point i of a shuffled shared grid (cycling)
+    and pairs it with its own axes' points in a shifted cyclic order, so no two trials repeat a pair."""
     axes = {**space.get('*', {}), **space.get(model, {})}
-    keys = sorted(axes)
-    grid = [dict(zip(keys, c)) for c in itertools.product(*(list(axes[k]) for k in keys))]
-    if len(grid) < trials:
-        raise ValueError(f"search.space for {model!r} has {len(grid)} points, fewer than search.trials={trials}: "
+    shared = {k: v for k, v in axes.items() if k in space.get('*', {})}    # the '*' axes (with the model's values)
+    own = {k: v for k, v in axes.items() if k not in shared}
+    grid = lambda axes: [dict(zip(sorted(axes), c)) for c in itertools.product(*(list(axes[k]) for k in sorted(axes)))]
+    n = len(grid({**shared, **own}))
+    if n < trials:
+        raise ValueError(f"search.space for {model!r} has {n} points, fewer than search.trials={trials}: "
                          "every model must get the same number of trials")
-    random.Random(stable_hash(seed, model)).shuffle(grid)
-    return grid[:trials]
+    rng = random.Random(stable_hash(seed, model))
+    if not shared or not own:
+        pts = grid({**shared, **own})
+        rng.shuffle(pts)
+        return pts[:trials]
+    S, O = grid(shared), grid(own)
+    rng.shuffle(S)
+    rng.shuffle(O)
+    # i = a + b·|S|: shared point a with own point (a + b) mod |O|: every (a, own) pair at most once
+    return [{**S[i % len(S)], **O[(i % len(S) + i // len(S)) % len(O)]} for i in range(trials)]
 
 # %% ../nbs/07_comparison.ipynb #0b03402d
 def _trainable(name: str) -> bool:
