@@ -122,7 +122,10 @@ def final_runs(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=p
             for seed in cfg.seeds:
                 c = _with(cfg, name, params)
                 old = _recorded(state, 'final', name, ds.domains[t], seed, params)
-                got = run_one(c, ds, name, t, seed, features, out/'final', cases=True, reuse=old)
+                # the first seed of a tuned model at its chosen setting is the chosen trial itself: read it back there
+                where = out/'tuning'/f'trial-{stable_hash(params, n=8)}' if _tunes(name) and seed == cfg.seeds[0] \
+                    else out/'final'
+                got = run_one(c, ds, name, t, seed, features, where, cases=True, reuse=old)
                 rec = {**got, 'stage': 'final', 'params': params}
                 state['records'] = [r for r in state['records'] if not (r['stage'] == 'final' and
                                                                         _case_key(r) == _case_key(rec))] + [rec]
