@@ -284,7 +284,8 @@ def _diagnostics_table(records: list[dict]) -> str | None:
     if not cols:
         return None
     tab = df[df[cols].notna().any(axis=1)].groupby(['model', 'target'], sort=False)[cols].mean()
-    return tab.rename(columns=lambda c: c[5:].replace('_', ' ')).round(3).to_markdown()
+    tab = tab.rename(columns=lambda c: c[5:].replace('_', ' ')).round(3)
+    return tab.reset_index().to_markdown(index=False)
 
 # %% ../nbs/07_comparison.ipynb #d4e5f6a7
 def plot_curves(records: list[dict], # a comparison's records (each carries its run's `curve`)
