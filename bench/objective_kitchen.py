@@ -60,6 +60,7 @@ def render(state: dict) -> str:
     "The Markdown table and paired tests, from the records alone."
     import numpy as np
     import pandas as pd
+    from semacdr.comparison import _verdict
     from semacdr.evaluation import metrics_from_ranks, paired_test
     recs = pd.DataFrame(state['records'])
     cols = {'valid/NDCG@10': 'valid NDCG@10', 'full/NDCG@10': 'full NDCG@10', 'full/HR@10': 'full HR@10',
@@ -88,11 +89,10 @@ def render(state: dict) -> str:
             continue
         for proto, metric in (('full', 'NDCG@10'), ('full', 'HR@10'), ('sampled-999', 'NDCG@10')):
             t = paired_test(per_case(v, proto, metric), per_case('full', proto, metric))
-            sig = t.p_wilcoxon < 0.05 and t.p_ttest < 0.05 and (t.ci_low > 0 or t.ci_high < 0)
             tests.append({'a': LABELS[v], 'b': LABELS['full'], 'protocol': proto, 'metric': metric, 'n': t.n,
                           'diff': f"{t.diff:+.4f}", '95% CI': f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]",
                           'p Wilcoxon': f"{t.p_wilcoxon:.3f}", 'p t-test': f"{t.p_ttest:.3f}",
-                          'verdict': ('a better' if t.diff > 0 else 'a worse') if sig else 'no significant difference'})
+                          'verdict': {'better': 'a better', 'worse': 'a worse'}.get(_verdict(t), _verdict(t))})
     if tests:
         out += ["\nPaired over test users (per-user scores averaged over seeds): bootstrap 95% interval of the "
                 "difference, Wilcoxon and t-test; a verdict needs both p < 0.05 and an interval that excludes 0.\n",

@@ -200,9 +200,9 @@ def significance(records: list[dict], cases: dict, metrics=('NDCG@10', 'HR@10'))
 
 # %% ../nbs/07_comparison.ipynb #a137fd85
 def _verdict(r) -> str:
-    "What a paired test supports at the 5% level (both tests and the interval must agree)."
+    "What a paired test (a `PairedTest` or a `significance` row) supports at the 5% level: tests and interval agree."
     if r.p_wilcoxon < 0.05 and r.p_ttest < 0.05 and (r.ci_low > 0 or r.ci_high < 0):
-        return 'better' if r['diff'] > 0 else 'worse'
+        return 'better' if (r['diff'] if isinstance(r, pd.Series) else r.diff) > 0 else 'worse'
     return 'no significant difference'
 
 def _main_table(fin: pd.DataFrame, target: str, sig: pd.DataFrame) -> str:
