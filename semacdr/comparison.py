@@ -76,6 +76,10 @@ def _save(results: Path, records: list, cases: dict, search: dict):
 def _case_key(r: dict) -> str:
     return f"{r['model']}|{r['target']}|{r['seed']}"
 
+def _trial_dir(out: Path, params: dict) -> Path:
+    "The run folder of the validation trial at `params` (the first final seed of a tuned model reads it back too)."
+    return out/'tuning'/f'trial-{stable_hash(params, n=8)}'
+
 def _recorded(state: dict, stage: str, name: str, target: str, seed: int, params: dict) -> dict | None:
     """The committed record of this run, if any (with its test cases, for a final run). `run_one` reuses it when its
     fingerprint matches, so a comparison resumes from its committed records on a machine without its run folders."""
@@ -92,11 +96,11 @@ def tune(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=print) 
     chosen = state['search'].setdefault('chosen', {})
     for name in (m for m in cfg.models if _tunes(m)):
         for t in cfg.targets:
-            trials = []
-            for k, params in enumerate(grid_points(s['space'], name, s['trials'], s['seed'])):
+            trials, points = [], grid_points(s['space'], name, s['trials'], s['seed'])
+            for k, params in enumerate(points):
                 old = _recorded(state, 'trial', name, ds.domains[t], cfg.seeds[0], params)
-                rec = run_one(_with(cfg, name, params), ds, name, t, cfg.seeds[0], features,
-                              out/'tuning'/f'trial-{stable_hash(params, n=8)}', reuse=old)
+                rec = run_one(_with(cfg, name, params), ds, name, t, cfg.seeds[0], features, _trial_dir(out, params),
+                              reuse=old)
                 trials.append({**rec, 'stage': 'trial', 'trial': k, 'params': params})
                 state['records'] = [r for r in state['records'] if not (
                     r['stage'] == 'trial' and (r['model'], r['target']) == (name, ds.domains[t])
@@ -107,7 +111,8 @@ def tune(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=print) 
             best = max(trials, key=lambda r: r[f'valid/{cfg.train.metric}'])
             chosen.setdefault(name, {})[ds.domains[t]] = best['params']
             state['records'] = [r for r in state['records'] if not (     # trials of an earlier search space
-                r['stage'] == 'trial' and (r['model'], r['target']) == (name, ds.domains[t]) and r not in trials)]
+                r['stage'] == 'trial' and (r['model'], r['target']) == (name, ds.domains[t])
+                and r['params'] not in points)]
             save()
     return chosen
 
@@ -123,8 +128,7 @@ def final_runs(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=p
                 c = _with(cfg, name, params)
                 old = _recorded(state, 'final', name, ds.domains[t], seed, params)
                 # the first seed of a tuned model at its chosen setting is the chosen trial itself: read it back there
-                where = out/'tuning'/f'trial-{stable_hash(params, n=8)}' if _tunes(name) and seed == cfg.seeds[0] \
-                    else out/'final'
+                where = _trial_dir(out, params) if _tunes(name) and seed == cfg.seeds[0] else out/'final'
                 got = run_one(c, ds, name, t, seed, features, where, cases=True, reuse=old)
                 rec = {**got, 'stage': 'final', 'params': params}
                 state['records'] = [r for r in state['records'] if not (r['stage'] == 'final' and
