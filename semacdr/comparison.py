@@ -16,7 +16,8 @@ from .evaluation import metrics_from_ranks, paired_test
 from .experiments import RunConfig, load_run_config, model_spec, prepare_features, run_one
 
 # %% auto #0
-__all__ = ['grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables', 'plot_curves']
+__all__ = ['grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables', 'plot_curves',
+           'planned_runs', 'paired_steps', 'coefficient_keys', 'fusion_pace', 'plot_coefficients']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -318,5 +319,75 @@ def plot_curves(records: list[dict], # a comparison's records (each carries its 
                 ax.plot(r['best_epoch'], y[r['best_epoch'] - 1], 'o', color=colour[r['model']], ms=3)
         ax.set(title=f"target {t}", xlabel='epoch', ylabel=key)
     axes[0][-1].legend(fontsize=7, loc='best')
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/07_comparison.ipynb #c884799a
+def planned_runs(records: list[dict], # a comparison's records
+                 search: dict, # its search.json (the config and the number of trials)
+                ) -> dict[str, tuple[int, int]]:
+    "Per stage ('trial', 'final'): (runs recorded, runs the config plans)."
+    cfg = search['config']
+    tuned = [m for m in cfg['models'] if _tunes(m)]
+    want = {'trial': len(tuned) * len(cfg['targets']) * search['trials'],
+            'final': len(cfg['models']) * len(cfg['targets']) * len(cfg['seeds'])}
+    return {s: (sum(r['stage'] == s for r in records), n) for s, n in want.items()}
+
+def paired_steps(records: list[dict], cases: dict, # a comparison's records and per-case ranks
+                 steps: list[tuple[str, str | None, str | None]], # (label, a, b); None: the best baseline
+                 protocol: str = 'full', metric: str = 'NDCG@10') -> pd.DataFrame:
+    "One paired test of a against b per target and step, on final runs; steps missing a model on a target are left out."
+    fin = pd.DataFrame([r for r in records if r['stage'] == 'final'])
+    rows = []
+    for t in (fin.target.unique() if len(fin) else []):
+        g = fin[fin.target == t]
+        means = g.groupby('model')[f'{protocol}/{metric}'].mean()
+        base = means[[m for m in means.index if _is_baseline(m)]]
+        best = base.idxmax() if len(base) else None
+        for label, a, b in steps:
+            a, b = a or best, b or best
+            if a not in means or b not in means or a == b:
+                continue
+            ka, kb = ([_case_key(r) for r in g[g.model == m].to_dict('records')] for m in (a, b))
+            p = paired_test(case_metric(cases, ka, protocol, metric), case_metric(cases, kb, protocol, metric))
+            rows.append({'target': t, 'step': label, 'a': a, 'b': b, 'seeds': len(ka), 'mean a': round(p.mean_a, 4),
+                         'mean b': round(p.mean_b, 4), 'diff': round(p.diff, 4),
+                         '95% CI': f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]", 'p Wilcoxon': round(p.p_wilcoxon, 3),
+                         'p t-test': round(p.p_ttest, 3), 'verdict': _verdict(p)})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07_comparison.ipynb #20e91304
+def coefficient_keys(runs: list[dict]) -> list[str]:
+    "The residual-coefficient curves ('diag/..._coef/...') that move in `runs` (fixed ones, ID and mixed: 1, left out)."
+    return sorted({k for r in runs for k in (r.get('curve') or {}) if k.startswith('diag/') and '_coef/' in k
+                   and len({v for q in runs for v in (q.get('curve') or {}).get(k, [])}) > 1})
+
+def fusion_pace(runs: list[dict], # final runs of one SemaCDR variant (each with `curve`, `params`, `best_epoch`)
+                steps_per_epoch: dict[str, int], # optimiser steps per epoch, per target
+               ) -> pd.DataFrame:
+    "Each moving coefficient at the kept epoch / (lr × steps until then), one row per run."
+    keys = coefficient_keys(runs)
+    return pd.DataFrame([{'target': r['target'], 'seed': r['seed'], 'lr': r['params']['lr'],
+                          'kept epoch': r['best_epoch'],
+                          **{k.split('/', 1)[1]: r['curve'][k][r['best_epoch'] - 1]
+                             / (r['params']['lr'] * steps_per_epoch[r['target']] * r['best_epoch']) for k in keys}}
+                         for r in runs])
+
+def plot_coefficients(runs: list[dict]): # final runs of one SemaCDR variant
+    "The moving residual coefficients per epoch, averaged over the runs (seeds) of each target: one panel per target."
+    import matplotlib.pyplot as plt
+    keys = coefficient_keys(runs)
+    if not keys:
+        raise ValueError("plot_coefficients: no run has a moving '_coef/' curve")
+    targets = list(dict.fromkeys(r['target'] for r in runs))
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 3.6), squeeze=False)
+    for ax, t in zip(axes[0], targets):
+        for k in keys:
+            ys = [np.array([np.nan if v is None else v for v in r['curve'][k]], dtype=float)
+                  for r in runs if r['target'] == t and k in r['curve']]
+            n = min(map(len, ys))
+            ax.plot(np.arange(1, n + 1), np.nanmean([y[:n] for y in ys], 0), label=k[5:])
+        ax.set(title=f'target {t} (mean over seeds)', xlabel='epoch', ylabel='coefficient')
+    axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     return fig
