@@ -17,7 +17,8 @@ from .experiments import RunConfig, load_run_config, model_spec, prepare_feature
 
 # %% auto #0
 __all__ = ['grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables', 'plot_curves',
-           'planned_runs', 'paired_steps', 'coefficient_keys', 'fusion_pace', 'plot_coefficients']
+           'planned_runs', 'paired_steps', 'coefficient_keys', 'fusion_pace', 'plot_coefficients', 'read_results',
+           'verdict_lines']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -391,3 +392,25 @@ def plot_coefficients(runs: list[dict]): # final runs of one SemaCDR variant
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/07_comparison.ipynb #f34fdd78
+def read_results(folder: str | Path, # a comparison's results folder
+                 config: str | Path | RunConfig | None = None, # its config: what it plans before anything is recorded
+                ) -> tuple[list[dict], dict, dict | None]:
+    "(records, cases, search) of a comparison folder; before its first record, empty ones (search from `config`)."
+    folder = Path(folder)
+    read = lambda name, empty: json.loads((folder/name).read_text()) if (folder/name).exists() else empty
+    search = read('search.json', None)
+    if search is None and config is not None:
+        cfg = config if isinstance(config, RunConfig) else load_run_config(config)
+        search = {**_search(cfg), 'config': to_dict(cfg)}
+    return read('records.json', []), read('cases.json', {}), search
+
+def verdict_lines(sig: pd.DataFrame, # `significance` of a comparison
+                  kind: str, # 'vs best baseline' or 'ablation vs semacdr'
+                 ) -> list[str]:
+    "One sentence per paired test of `kind`: both means, the difference, its 95% interval and what the tests support."
+    s = sig[sig.kind == kind] if len(sig) else sig
+    return [f"- {r.target}, {r.protocol}, {r.metric}: {r.a} {r.mean_a:.4f} vs {r.b} {r.mean_b:.4f} "
+            f"(difference {r['diff']:+.4f}, 95% CI [{r.ci_low:+.4f}, {r.ci_high:+.4f}]): {_verdict(r)}"
+            for _, r in s.iterrows()]

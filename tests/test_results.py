@@ -61,14 +61,19 @@ def test_every_results_table_has_its_records():
             f'nbs/results/{name}: add it to BENCH_TABLES in tests/test_results.py, with the script that renders it')
 
 
-def test_results_notebook_outputs_match_the_committed_records():
-    "The MovieLens results page was executed on the records committed with it (re-execute it after each commit)."
-    nb = json.loads((RESULTS/'movielens_comparison.ipynb').read_text(encoding='utf-8'))
+PAGES = {'movielens_comparison.ipynb': 'movielens', 'food_kitchen_comparison.ipynb': 'food_kitchen'}
+
+
+@pytest.mark.parametrize('page', sorted(PAGES))
+def test_results_notebook_outputs_match_the_committed_records(page):
+    "A comparison's results page was executed on the records committed with it (re-execute it after each commit)."
+    nb = json.loads((RESULTS/page).read_text(encoding='utf-8'))
     printed = ''.join(''.join(o.get('text', '')) for c in nb['cells'] if c['cell_type'] == 'code'
                       for o in c.get('outputs', []))
-    records = json.loads((RESULTS/'movielens'/'records.json').read_text())
+    folder = RESULTS/PAGES[page]
+    records = json.loads((folder/'records.json').read_text()) if (folder/'records.json').exists() else []
     for stage in ('trial', 'final'):
         n = sum(r['stage'] == stage for r in records)
         assert f'{stage} runs recorded: {n} of' in printed, (
-            f'nbs/results/movielens_comparison.ipynb shows another number of {stage} runs than records.json ({n}): '
+            f'nbs/results/{page} shows another number of {stage} runs than {PAGES[page]}/records.json ({n}): '
             'execute it again (jupyter nbconvert --execute --inplace, then nbdev_clean)')
