@@ -61,6 +61,7 @@ class SemaCDRConfig:
     use_cross_attention: bool = True # target thread attends to the source thread
     seq_fusion: str = 'residual'    # 'residual' (mixed thread + learned, gated additions), 'gate' (softmax), 'mean'
     residual_init: float = 0.0      # starting scale of each residual addition (0: start as the base view / thread)
+    fusion_lr_scale: float = field(default=1.0, metadata={'since': '0.1.0'}) # learning-rate factor of those scales
     # filled in from the data at construction (kept so that from_pretrained can rebuild the model)
     n_items: int = 0
     feature_dims: dict = field(default_factory=dict)
@@ -120,6 +121,7 @@ PRESETS: dict[str, dict] = {
     'no-source': dict(use_source=False, use_cross_attention=False),
     'no-cross': dict(use_cross_attention=False),
     'id-only': dict(_IDONLY),   # every thread, ID embeddings only
+    'fast-fusion': dict(fusion_lr_scale=10.0),   # the residual scales at 10x the learning rate (a diagnostic variant)
     # SASRec, target sequence
     'sasrec': dict(_IDONLY, use_source=False, use_mixed=False, use_cross_attention=False),
     # SASRec, mixed sequence
@@ -407,6 +409,12 @@ def _init(self: SemaCDR, m):
 @patch
 def big_buffers(self: SemaCDR) -> set[str]:
     return {f'feat_{v}' for v in TEXT_VIEWS if hasattr(self, f'feat_{v}')}
+
+@patch
+def lr_scales(self: SemaCDR) -> dict[str, float]:
+    "{parameter: learning-rate factor} for the trainer: the residual fusions' scales a_k, at `fusion_lr_scale`."
+    f = self.config.fusion_lr_scale
+    return {n: f for n, _ in self.named_parameters() if n in ('item_gate.scale', 'seq_gate.scale')} if f != 1 else {}
 
 # %% ../nbs/03_model.ipynb #26a07a1f
 @patch

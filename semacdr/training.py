@@ -22,8 +22,9 @@ from .evaluation import evaluate
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_lambda', 'EpochRows', 'TrainCollator', 'trainable_rows', 'TrainResult', 'ended_at_cap',
            'TrainState', 'read_history', 'plot_history', 'save_curves', 'RunFolder', 'save_weights', 'load_weights',
-           'make_accelerator', 'buffers_digest', 'schedule_needs_total', 'run_fingerprint', 'same_config',
-           'same_inputs', 'replay_stop', 'same_outcome', 'Trainer', 'train', 'train_directions']
+           'make_accelerator', 'buffers_digest', 'fingerprinted_fields', 'schedule_needs_total', 'run_fingerprint',
+           'same_config', 'same_inputs', 'replay_stop', 'same_outcome', 'Trainer', 'optimizer_groups', 'train',
+           'train_directions']
 
 # %% ../nbs/04_training.ipynb #57faf1d0
 @dataclass
@@ -352,10 +353,18 @@ def buffers_digest(model: torch.nn.Module) -> str:
         h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
 
+def fingerprinted_fields(c) -> dict:
+    "A config dataclass as a dict, less the fields marked `metadata={'since': ...}` (added later) at their default."
+    d = to_dict(c)
+    for f in dataclasses.fields(c):
+        if 'since' in f.metadata and getattr(c, f.name) == f.default:
+            d.pop(f.name, None)   # runs recorded before the field existed ran as its default: their hashes still hold
+    return d
+
 def _model_config(model) -> dict:
     c = getattr(model, 'config', None)
     if dataclasses.is_dataclass(c):
-        return to_dict(c)
+        return fingerprinted_fields(c)
     if hasattr(c, 'to_dict'):
         return c.to_dict()
     return {}
@@ -374,7 +383,7 @@ def run_fingerprint(model, ds, target: int, cfg: TrainConfig,
                    ) -> dict:
     "What must match for a run folder to be resumed or reused: configuration, model, data, direction and inputs."
     skip = _NOT_FINGERPRINTED | ({'epochs'} if not schedule_needs_total(cfg) else set())
-    return {'train_config': {k: v for k, v in to_dict(cfg).items() if k not in skip},
+    return {'train_config': {k: v for k, v in fingerprinted_fields(cfg).items() if k not in skip},
             'model_class': type(model).__name__, 'model_config': _model_config(model),
             'data': getattr(ds, 'name', type(ds).__name__), 'target': target,
             'inputs': {'buffers': buffers_digest(model), 'version': semacdr.__version__,
@@ -547,13 +556,22 @@ def prepare(self: Trainer) -> bool:
     self.raw = acc.unwrap_model(self.model)
     return True
 
+def optimizer_groups(model: torch.nn.Module, # a model; its optional `lr_scales()` names parameters and their factors
+                     cfg: TrainConfig) -> list[dict]:
+    "AdamW groups: weight decay on matrices and embeddings only; each parameter in `lr_scales()` alone at lr × factor."
+    scales = model.lr_scales() if hasattr(model, 'lr_scales') else {}
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    rest = [p for n, p in named if n not in scales]
+    return ([{'params': [p for p in rest if p.ndim >= 2], 'weight_decay': cfg.weight_decay},
+             {'params': [p for p in rest if p.ndim < 2], 'weight_decay': 0.0}] +
+            [{'params': [p], 'weight_decay': cfg.weight_decay if p.ndim >= 2 else 0.0, 'lr': cfg.lr * scales[n]}
+             for n, p in named if n in scales])
+
 @patch
 def make_optimizer(self: Trainer, total_steps: int):
-    "AdamW (weight decay on matrices and embeddings only) and the warmup/cosine schedule over `total_steps`."
-    cfg, params = self.cfg, [p for p in self.model.parameters() if p.requires_grad]
-    groups = [{'params': [p for p in params if p.ndim >= 2], 'weight_decay': cfg.weight_decay},
-              {'params': [p for p in params if p.ndim < 2], 'weight_decay': 0.0}]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+    "AdamW over `optimizer_groups` and the warmup/cosine schedule over `total_steps` (it scales every group alike)."
+    cfg = self.cfg
+    opt = torch.optim.AdamW(optimizer_groups(self.model, cfg), lr=cfg.lr, betas=tuple(cfg.betas))
     rule = lambda s: lr_lambda(s, total_steps, cfg.warmup, cfg.cosine, cfg.min_lr_ratio)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, rule)
 

@@ -143,3 +143,20 @@ def test_changed_text_features_train_again(tmp_path):
     fp = json.loads((tmp_path/'run'/'train_config.json').read_text())['fingerprint']
     import semacdr
     assert fp['inputs']['version'] == semacdr.__version__ and len(fp['inputs']['buffers']) == 64
+
+
+def test_fusion_scales_get_their_own_learning_rate(tmp_path):
+    "`fusion_lr_scale` reaches the trainer's optimiser: the residual scales alone train at lr x factor."
+    from trainer_worker import make_model, toy_dataset
+    from semacdr.training import Trainer
+    torch.set_num_threads(1)
+    ds = toy_dataset()
+    for preset, factor in (('semacdr', 1.0), ('fast-fusion', 10.0)):
+        tr = Trainer(make_model(preset, ds, 1), ds, 1, _quick_cfg(tmp_path/preset, lr=1e-3))
+        assert tr.prepare()
+        scales = {id(tr.raw.item_gate.scale), id(tr.raw.seq_gate.scale)}
+        lrs = {id(p): g['lr'] for g in tr.opt.param_groups for p in g['params']}
+        base = {v for k, v in lrs.items() if k not in scales}
+        assert len(base) == 1
+        b = base.pop()
+        assert all(lrs[k] == pytest.approx(b * factor) for k in scales)
