@@ -182,6 +182,17 @@ def case_metric(cases: dict, keys: list[str], protocol: str, metric: str) -> np.
         raise ValueError(f"case_metric: runs {keys} scored different users")
     return np.stack(rows)
 
+def _best_baseline(means: pd.Series) -> str | None:
+    "The baseline with the highest mean in `means` (model -> mean test score), None without one."
+    base = means[[m for m in means.index if _is_baseline(m)]]
+    return base.idxmax() if len(base) else None
+
+def _paired(cases: dict, g: pd.DataFrame, a: str, b: str, protocol: str, metric: str):
+    "(paired test of model a against b, seeds of a, seeds of b) over the final runs `g` of one target."
+    ka, kb = ([_case_key(r) for r in g[g.model == m].to_dict('records')] for m in (a, b))
+    t = paired_test(case_metric(cases, ka, protocol, metric), case_metric(cases, kb, protocol, metric))
+    return t, len(ka), len(kb)
+
 def significance(records: list[dict], cases: dict, metrics=('NDCG@10', 'HR@10')) -> pd.DataFrame:
     "SemaCDR against the best baseline, and every other `semacdr-*` model against SemaCDR, per target/protocol/metric."
     fin = pd.DataFrame([r for r in records if r['stage'] == 'final'])
@@ -190,18 +201,16 @@ def significance(records: list[dict], cases: dict, metrics=('NDCG@10', 'HR@10'))
     for (target, proto, metric) in itertools.product(fin.target.unique(), protos, metrics):
         g = fin[fin.target == target]
         means = g.groupby('model')[f'{proto}/{metric}'].mean()
-        base = means[[m for m in means.index if _is_baseline(m)]]
-        if 'semacdr' not in means or base.empty:
+        best = _best_baseline(means)
+        if 'semacdr' not in means or best is None:
             continue
-        pairs = [('semacdr', base.idxmax(), 'vs best baseline')] + \
+        pairs = [('semacdr', best, 'vs best baseline')] + \
                 [(m, 'semacdr', 'ablation vs semacdr') for m in means.index if m.startswith('semacdr-')]
         for a, b, kind in pairs:
-            ka = [_case_key(r) for r in g[g.model == a].to_dict('records')]
-            kb = [_case_key(r) for r in g[g.model == b].to_dict('records')]
-            t = paired_test(case_metric(cases, ka, proto, metric), case_metric(cases, kb, proto, metric))
+            t, na, nb = _paired(cases, g, a, b, proto, metric)
             rows.append(dict(target=target, protocol=proto, metric=metric, kind=kind, a=a, b=b, n=t.n, mean_a=t.mean_a,
                              mean_b=t.mean_b, diff=t.diff, ci_low=t.ci_low, ci_high=t.ci_high,
-                             p_wilcoxon=t.p_wilcoxon, p_ttest=t.p_ttest, seeds_a=len(ka), seeds_b=len(kb)))
+                             p_wilcoxon=t.p_wilcoxon, p_ttest=t.p_ttest, seeds_a=na, seeds_b=nb))
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_comparison.ipynb #a137fd85
@@ -343,15 +352,13 @@ def paired_steps(records: list[dict], cases: dict, # a comparison's records and 
     for t in (fin.target.unique() if len(fin) else []):
         g = fin[fin.target == t]
         means = g.groupby('model')[f'{protocol}/{metric}'].mean()
-        base = means[[m for m in means.index if _is_baseline(m)]]
-        best = base.idxmax() if len(base) else None
+        best = _best_baseline(means)
         for label, a, b in steps:
             a, b = a or best, b or best
             if a not in means or b not in means or a == b:
                 continue
-            ka, kb = ([_case_key(r) for r in g[g.model == m].to_dict('records')] for m in (a, b))
-            p = paired_test(case_metric(cases, ka, protocol, metric), case_metric(cases, kb, protocol, metric))
-            rows.append({'target': t, 'step': label, 'a': a, 'b': b, 'seeds': len(ka), 'mean a': round(p.mean_a, 4),
+            p, na, _ = _paired(cases, g, a, b, protocol, metric)
+            rows.append({'target': t, 'step': label, 'a': a, 'b': b, 'seeds': na, 'mean a': round(p.mean_a, 4),
                          'mean b': round(p.mean_b, 4), 'diff': round(p.diff, 4),
                          '95% CI': f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]", 'p Wilcoxon': round(p.p_wilcoxon, 3),
                          'p t-test': round(p.p_ttest, 3), 'verdict': _verdict(p)})
