@@ -16,9 +16,9 @@ from .evaluation import metrics_from_ranks, paired_test
 from .experiments import RunConfig, load_run_config, model_spec, prepare_features, run_one
 
 # %% auto #0
-__all__ = ['grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables', 'plot_curves',
-           'planned_runs', 'paired_steps', 'coefficient_keys', 'fusion_pace', 'plot_coefficients', 'read_results',
-           'verdict_lines']
+__all__ = ['METHOD_STEPS', 'grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables',
+           'plot_curves', 'planned_runs', 'paired_steps', 'coefficient_keys', 'epoch_steps', 'fusion_pace',
+           'plot_coefficients', 'read_results', 'verdict_lines']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -343,6 +343,12 @@ def planned_runs(records: list[dict], # a comparison's records
             'final': len(cfg['models']) * len(cfg['targets']) * len(cfg['seeds'])}
     return {s: (sum(r['stage'] == s for r in records), n) for s, n in want.items()}
 
+# From the simplest model that sees both domains to SemaCDR, one component at a time (None: the best baseline)
+METHOD_STEPS = [('backbone: best baseline vs SASRec-mixed', None, 'sasrec-mixed'),
+                ('threads and fusion, no text', 'semacdr-id-only', 'sasrec-mixed'),
+                ('text views', 'semacdr', 'semacdr-id-only'),
+                ('LLM text vs title fallback', 'semacdr', 'semacdr-fallback-text')]
+
 def paired_steps(records: list[dict], cases: dict, # a comparison's records and per-case ranks
                  steps: list[tuple[str, str | None, str | None]], # (label, a, b); None: the best baseline
                  protocol: str = 'full', metric: str = 'NDCG@10') -> pd.DataFrame:
@@ -370,15 +376,32 @@ def coefficient_keys(runs: list[dict]) -> list[str]:
     return sorted({k for r in runs for k in (r.get('curve') or {}) if k.startswith('diag/') and '_coef/' in k
                    and len({v for q in runs for v in (q.get('curve') or {}).get(k, [])}) > 1})
 
+def epoch_steps(ds, # a `CrossDomainDataset`
+                batch_size: int, maxlen: int, # the comparison's `train.batch_size` and `model.maxlen`
+               ) -> dict[str, int]:
+    "The trainer's optimiser steps per epoch, per target: its trainable rows (`trainable_rows`) over the batch size."
+    from semacdr.training import trainable_rows
+    def rows(t):
+        tr = ds.split(t).train
+        return len(trainable_rows(tr[:]['items'] if len(tr) else [], ds.item_domain, t, maxlen))
+    return {name: -(-rows(t) // batch_size) for t, name in enumerate(ds.domains)}
+
 def fusion_pace(runs: list[dict], # final runs of one SemaCDR variant (each with `curve`, `params`, `best_epoch`)
-                steps_per_epoch: dict[str, int], # optimiser steps per epoch, per target
+                steps_per_epoch: dict[str, int] | None = None, # per target; for runs not recording `steps_per_epoch`
                ) -> pd.DataFrame:
     "Each moving coefficient at the kept epoch / (lr × steps until then), one row per run."
     keys = coefficient_keys(runs)
+    def steps(r):
+        if r.get('steps_per_epoch'):
+            return r['steps_per_epoch']
+        if not steps_per_epoch or r['target'] not in steps_per_epoch:
+            raise ValueError(f"fusion_pace: the {r['target']} run (seed {r['seed']}) records no 'steps_per_epoch'; "
+                             "pass steps_per_epoch={target: steps} (see `epoch_steps`)")
+        return steps_per_epoch[r['target']]
     return pd.DataFrame([{'target': r['target'], 'seed': r['seed'], 'lr': r['params']['lr'],
-                          'kept epoch': r['best_epoch'],
+                          'kept epoch': r['best_epoch'], 'steps/epoch': steps(r),
                           **{k.split('/', 1)[1]: r['curve'][k][r['best_epoch'] - 1]
-                             / (r['params']['lr'] * steps_per_epoch[r['target']] * r['best_epoch']) for k in keys}}
+                             / (r['params']['lr'] * steps(r) * r['best_epoch']) for k in keys}}
                          for r in runs])
 
 def plot_coefficients(runs: list[dict]): # final runs of one SemaCDR variant

@@ -174,7 +174,9 @@ def run_one(cfg: RunConfig, ds, name: str, target: int, seed: int, features, out
            f'valid/{tcfg.metric}': res.best_score,
            # the process's peak (RSS on CPU)
            'peak_mem_mb': max((h.get('peak_mem_mb', 0) for h in res.history), default=float('nan')),
-           'params': sum(p.numel() for p in model.parameters()), 'run_dir': tcfg.output_dir}
+           'params': sum(p.numel() for p in model.parameters()), 'run_dir': tcfg.output_dir,
+           # the trainer's optimiser steps per epoch (its history's step count over epochs)
+           'steps_per_epoch': res.history[-1]['step'] // res.history[-1]['epoch'] if res.history else 0}
     if res.best_epoch:   # the fusion diagnostics of the kept epoch (models that report them)
         rec.update({k: v for k, v in res.history[res.best_epoch - 1].items() if k.startswith('diag/')})
     rec['curve'], rec['fingerprint'] = run_curve(res.history, tcfg.metric), fp
