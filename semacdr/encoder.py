@@ -18,8 +18,8 @@ from .core import cache_dir, stable_hash, atomic_write_bytes
 
 # %% auto #0
 __all__ = ['DEFAULT_ENCODER', 'VIEWS', 'EncoderConfig', 'resolve_model', 'TextEncoder', 'text_key', 'EmbeddingCache',
-           'get_encoder', 'encode_texts', 'item_view_texts', 'has_semantics', 'encode_item_views', 'save_item_features',
-           'load_item_features', 'load_semantics_for', 'encode_cli']
+           'get_encoder', 'encode_texts', 'item_view_texts', 'has_semantics', 'ItemFeatures', 'encode_item_views',
+           'save_item_features', 'load_item_features', 'load_semantics_for', 'encode_cli']
 
 # %% ../nbs/02_encoder.ipynb #296222ba
 DEFAULT_ENCODER = 'sentence-transformers/all-MiniLM-L6-v2'
@@ -311,28 +311,42 @@ def has_semantics(ds, semantics=None) -> torch.Tensor:
     sem = _semantics_table(semantics)
     return torch.tensor([float(i in sem and not sem[i].get('fallback')) for i in range(ds.n_items)])
 
+class ItemFeatures(dict):
+    """{view: [n_items, dim], 'has_semantics': [n_items]}, the `item_features` of the models, with `digests`: per view,
+    a hash of the encoder's key and the texts it embedded. Run fingerprints use the digest, not the vectors: the same
+    texts and encoder give vectors whose last bits differ between CPUs and thread counts."""
+    def __init__(self, *args, digests: Mapping[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.digests = dict(digests or {})
+
 def encode_item_views(ds, # a `semacdr.data` data set
                       semantics=None, # the semantics store (see `item_view_texts`), or None
                       cfg: EncoderConfig | None = None, # encoder settings
                       views: Sequence[str] = VIEWS, # which views to encode
                       cache_root: Path | str | None = None, # cache folder (default `cache_dir('embeddings')`)
-                     ) -> dict[str, torch.Tensor]: # view -> float32 [n_items, dim]
+                     ) -> ItemFeatures: # view -> float32 [n_items, dim], with the views' `digests`
     "Embed every item's views, plus `has_semantics` [n_items]: the `item_features` argument of the models."
     texts = item_view_texts(ds, semantics)
     out = {v: encode_texts(texts[v], cfg, desc=f'encode {v}', cache_root=cache_root) for v in views}
-    return {**out, 'has_semantics': has_semantics(ds, semantics)}
+    key = get_encoder(cfg or EncoderConfig()).key
+    return ItemFeatures({**out, 'has_semantics': has_semantics(ds, semantics)},
+                        digests={v: stable_hash(key, texts[v], n=32) for v in views})
 
 # %% ../nbs/02_encoder.ipynb #cb695cbd
 def save_item_features(features: Mapping[str, torch.Tensor], path: Path | str, meta: dict | None = None) -> Path:
-    "Save `{view: [n_items, dim]}` to one safetensors file (atomic)."
+    "Save `{view: [n_items, dim]}` to one safetensors file (atomic), with `meta` and the views' digests as metadata."
     from safetensors.torch import save
     md = {k: str(v) for k, v in (meta or {}).items()}
+    md.update({f'digest/{k}': d for k, d in getattr(features, 'digests', {}).items()})
     return atomic_write_bytes(path, save({k: v.float().contiguous() for k, v in features.items()}, metadata=md))
 
-def load_item_features(path: Path | str) -> dict[str, torch.Tensor]:
-    "Load a file written by `save_item_features`."
+def load_item_features(path: Path | str) -> ItemFeatures:
+    "Load a file written by `save_item_features` (with its digests)."
+    from safetensors import safe_open
     from safetensors.torch import load_file
-    return load_file(str(path))
+    with safe_open(str(path), 'pt') as f:
+        md = f.metadata() or {}
+    return ItemFeatures(load_file(str(path)), digests={k[7:]: v for k, v in md.items() if k.startswith('digest/')})
 
 # %% ../nbs/02_encoder.ipynb #8782197b
 def load_semantics_for(ds, # the data set

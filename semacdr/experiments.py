@@ -53,9 +53,12 @@ def build_model(name: str, # a registered model name (see `model_spec`)
 
 def _fallback_control(ds, target, features, shared=None, overrides=None):
     "SemaCDR on the title-fallback texts of every item (the control of what LLM text adds)."
-    f = features or {}
-    feats = {'specific': f['specific_fallback'], 'agnostic': f['agnostic_fallback'],
-             'has_semantics': torch.ones(ds.n_items)} if f else None
+    from semacdr.encoder import ItemFeatures
+    f, dg = features or {}, getattr(features, 'digests', {})
+    feats = ItemFeatures({'specific': f['specific_fallback'], 'agnostic': f['agnostic_fallback'],
+                          'has_semantics': torch.ones(ds.n_items)},
+                         digests={v: dg[f'{v}_fallback'] for v in ('specific', 'agnostic') if f'{v}_fallback' in dg}
+                         ) if f else None
     return MODELS['semacdr'].build(ds, target, feats, shared, overrides)
 
 register_model('semacdr-fallback-text', _fallback_control, needs_text=True, overwrite=True,

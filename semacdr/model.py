@@ -364,6 +364,8 @@ class SemaCDR(RecModel):
                 raise ValueError(f'item_features[{v!r}] has {len(f)} rows, expected n_items={n}')
             f = f if f is not None else torch.zeros(n, cfg.feature_dims[v])
             self.register_buffer(f'feat_{v}', torch.cat([torch.zeros(1, f.shape[1]), f]))  # row 0 = padding
+        digests = getattr(item_features, 'digests', {})   # `ItemFeatures`: fingerprint the texts, not the vectors' bits
+        self.input_digests = {f'feat_{v}': digests[v] for v in cfg.views if v in feats and v in digests}
         has = torch.as_tensor(feats.get('has_semantics', torch.ones(n)), dtype=torch.float32).view(-1) > 0
         self.register_buffer('has_semantics', torch.cat([torch.tensor([True]), has]))         # [n+1] per token
         self._build_layers()
@@ -592,7 +594,9 @@ def attach_features(self: SemaCDR, item_features: Mapping[str, torch.Tensor]):
 def _semacdr_builder(preset: str):
     def build(ds, target, features, shared=None, overrides=None):
         cfg = config_from(SemaCDRConfig, shared, {**PRESETS[preset], **dict(overrides or {})}, target_domain=target)
-        feats = {k: v for k, v in (features or {}).items() if k in cfg.views or k == 'has_semantics'} or None
+        feats = {k: v for k, v in (features or {}).items() if k in cfg.views or k == 'has_semantics'}
+        from semacdr.encoder import ItemFeatures
+        feats = ItemFeatures(feats, digests=getattr(features, 'digests', {})) if feats else None
         return SemaCDR.from_dataset(ds, target, cfg.validate(), item_features=feats)
     return build
 

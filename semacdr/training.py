@@ -346,8 +346,11 @@ def make_accelerator(cfg: TrainConfig):
 # %% ../nbs/04_training.ipynb #4c59aaf7
 def buffers_digest(model: torch.nn.Module) -> str:
     "sha256 over the model's buffers (name, dtype, shape, bytes): the data it holds but does not learn."
-    h = hashlib.sha256()
+    h, digests = hashlib.sha256(), getattr(model, 'input_digests', None) or {}
     for name, b in sorted(model.named_buffers(), key=lambda kv: kv[0]):
+        if name in digests:   # features derived from inputs the model names (e.g. encoded texts): hash those inputs
+            h.update(f'{name}|{tuple(b.shape)}|digest {digests[name]}|'.encode())
+            continue
         t = b.detach().to('cpu').contiguous()
         h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy())
