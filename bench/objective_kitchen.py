@@ -1,10 +1,10 @@
 """Does the corrected sampled softmax train SASRec as well as the full softmax, on a catalogue where it matters?
 
 SASRec-target on Food-Kitchen's kitchen target (27,637 items), trained three ways with everything else equal (the
-Food-Kitchen comparison's config: hidden 64, maxlen 50, dropout 0.5, lr 1e-3, batch 128, patience 10 under a cap of 100):
-the full softmax over every kitchen item, the sampled softmax over the batch's true items + 1,024 uniform negatives
-with the log-Q correction, and the same without it. Three seeds each; full ranking and LLMCDSR's 999 negatives; paired
-tests of each sampled variant against the full softmax over the same test users (seeds averaged).
+Food-Kitchen comparison's config: hidden 64, maxlen 50, dropout 0.5, lr 1e-3, batch 128, patience 10 under a cap of
+100): the full softmax over every kitchen item, the sampled softmax over the batch's true items + 1,024 uniform
+negatives with the log-Q correction, and the same without it. Three seeds each; full ranking and LLMCDSR's 999
+negatives; paired tests of each sampled variant against the full softmax over the same test users (seeds averaged).
 
     OMP_NUM_THREADS=1 python bench/objective_kitchen.py [--seeds 0 1 2] [--variants full corrected uncorrected]
 
