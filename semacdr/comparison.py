@@ -379,12 +379,9 @@ def coefficient_keys(runs: list[dict]) -> list[str]:
 def epoch_steps(ds, # a `CrossDomainDataset`
                 batch_size: int, maxlen: int, # the comparison's `train.batch_size` and `model.maxlen`
                ) -> dict[str, int]:
-    "The trainer's optimiser steps per epoch, per target: its trainable rows (`trainable_rows`) over the batch size."
-    from semacdr.training import trainable_rows
-    def rows(t):
-        tr = ds.split(t).train
-        return len(trainable_rows(tr[:]['items'] if len(tr) else [], ds.item_domain, t, maxlen))
-    return {name: -(-rows(t) // batch_size) for t, name in enumerate(ds.domains)}
+    "The trainer's optimiser steps per epoch, per target: its `trainable_sequences` over the batch size."
+    from semacdr.training import trainable_sequences
+    return {name: -(-len(trainable_sequences(ds, t, maxlen)) // batch_size) for t, name in enumerate(ds.domains)}
 
 def fusion_pace(runs: list[dict], # final runs of one SemaCDR variant (each with `curve`, `params`, `best_epoch`)
                 steps_per_epoch: dict[str, int] | None = None, # per target; for runs not recording `steps_per_epoch`

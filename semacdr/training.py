@@ -20,11 +20,11 @@ from .data import collate_train, trim_padding
 from .evaluation import evaluate
 
 # %% auto #0
-__all__ = ['TrainConfig', 'lr_lambda', 'EpochRows', 'TrainCollator', 'trainable_rows', 'TrainResult', 'ended_at_cap',
-           'TrainState', 'read_history', 'plot_history', 'save_curves', 'RunFolder', 'save_weights', 'load_weights',
-           'make_accelerator', 'buffers_digest', 'fingerprinted_fields', 'schedule_needs_total', 'run_fingerprint',
-           'same_config', 'same_inputs', 'replay_stop', 'same_outcome', 'Trainer', 'optimizer_groups', 'train',
-           'train_directions']
+__all__ = ['TrainConfig', 'lr_lambda', 'EpochRows', 'TrainCollator', 'trainable_rows', 'trainable_sequences', 'TrainResult',
+           'ended_at_cap', 'TrainState', 'read_history', 'plot_history', 'save_curves', 'RunFolder', 'save_weights',
+           'load_weights', 'make_accelerator', 'buffers_digest', 'fingerprinted_fields', 'schedule_needs_total',
+           'run_fingerprint', 'same_config', 'same_inputs', 'replay_stop', 'same_outcome', 'Trainer',
+           'optimizer_groups', 'train', 'train_directions']
 
 # %% ../nbs/04_training.ipynb #57faf1d0
 @dataclass
@@ -113,6 +113,12 @@ def trainable_rows(seqs: Sequence[Sequence[int]], item_domain: np.ndarray, targe
     "Indices of sequences with at least one target-domain item to predict within their latest `maxlen + 1` items."
     dom = np.asarray(item_domain)
     return [i for i, s in enumerate(seqs) if len(s) > 1 and (dom[np.asarray(s[-(maxlen + 1):][1:])] == target).any()]
+
+def trainable_sequences(ds, target: int, maxlen: int) -> list:
+    "The training sequences of direction `target` that the trainer trains on (`trainable_rows` of its training split)."
+    train = ds.split(target).train
+    seqs = train[:]['items'] if len(train) else []   # one bulk read (row-wise access is ~1 ms a row)
+    return [seqs[i] for i in trainable_rows(seqs, ds.item_domain, target, maxlen)]
 
 # %% ../nbs/04_training.ipynb #74346539
 @dataclass
@@ -545,10 +551,7 @@ def prepare(self: Trainer) -> bool:
         return False
     if cfg.batch_size % acc.num_processes or cfg.eval_batch_size % acc.num_processes:
         raise ValueError(f"batch sizes must be multiples of the {acc.num_processes} processes")
-    split = ds.split(self.target)
-    seqs = split.train[:]['items'] if len(split.train) else []   # one bulk read (row-wise access is ~1 ms a row)
-    keep = trainable_rows(seqs, ds.item_domain, self.target, self.maxlen)
-    self.rows = EpochRows([seqs[i] for i in keep], seed=cfg.seed, maxlen=self.maxlen,
+    self.rows = EpochRows(trainable_sequences(ds, self.target, self.maxlen), seed=cfg.seed, maxlen=self.maxlen,
                           group_size=cfg.batch_size if cfg.group_by_length else 0)
     dl = DataLoader(self.rows, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
                     collate_fn=TrainCollator(ds.item_domain, ds.local_index, self.target, self.maxlen),
