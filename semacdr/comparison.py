@@ -18,7 +18,7 @@ from .experiments import RunConfig, load_run_config, model_spec, prepare_feature
 # %% auto #0
 __all__ = ['METHOD_STEPS', 'grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables',
            'plot_curves', 'planned_runs', 'paired_steps', 'coefficient_keys', 'epoch_steps', 'fusion_pace',
-           'plot_coefficients', 'read_results', 'verdict_lines']
+           'plot_coefficients', 'same_setting_trials', 'read_results', 'verdict_lines']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -419,6 +419,29 @@ def plot_coefficients(runs: list[dict]): # final runs of one SemaCDR variant
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/07_comparison.ipynb #0a342438
+def same_setting_trials(records: list[dict], # a comparison's records
+                        model: str = 'semacdr', # the model whose trials are read
+                        base: str = 'sasrec-mixed', # its special case, tuned over the shared fields
+                        fields: tuple[str, ...] = ('lr', 'dropout'), # the search fields both have
+                       ) -> pd.DataFrame:
+    "Each trial of `model` beside `base`'s on its target at equal `fields`: best valid NDCG@10, its epoch, loss there."
+    trials = [r for r in records if r['stage'] == 'trial']
+    keys = coefficient_keys([r for r in trials if r['model'] == model])
+    def at_best(r, name):
+        e = r['best_epoch']
+        return {f'{name} valid': r['valid/NDCG@10'], f'{name} epoch': e, f'{name} loss': r['curve']['loss'][e - 1]}
+    rows = []
+    for r in (r for r in trials if r['model'] == model):
+        setting = {f: r['params'].get(f) for f in fields}
+        for b in trials:
+            if (b['model'] == base and b['target'] == r['target']
+                    and all(b['params'].get(f) == v for f, v in setting.items())):
+                rows.append({'target': r['target'], **setting, **at_best(r, model), **at_best(b, base),
+                             'difference': r['valid/NDCG@10'] - b['valid/NDCG@10'],
+                             **{k.split('/', 1)[1]: r['curve'][k][r['best_epoch'] - 1] for k in keys}})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/07_comparison.ipynb #f34fdd78
 def read_results(folder: str | Path, # a comparison's results folder
