@@ -16,9 +16,9 @@ from .evaluation import metrics_from_ranks, paired_test
 from .experiments import RunConfig, load_run_config, model_spec, prepare_features, run_one
 
 # %% auto #0
-__all__ = ['METHOD_STEPS', 'grid_points', 'tune', 'final_runs', 'compare', 'case_metric', 'significance', 'write_tables',
-           'plot_curves', 'planned_runs', 'paired_steps', 'coefficient_keys', 'epoch_steps', 'fusion_pace',
-           'plot_coefficients', 'same_setting_trials', 'read_results', 'verdict_lines']
+__all__ = ['METHOD_STEPS', 'grid_points', 'merge_records', 'claim_run', 'in_turn', 'tune', 'final_runs', 'compare', 'case_metric',
+           'significance', 'write_tables', 'plot_curves', 'planned_runs', 'paired_steps', 'coefficient_keys',
+           'epoch_steps', 'fusion_pace', 'plot_coefficients', 'same_setting_trials', 'read_results', 'verdict_lines']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -68,12 +68,39 @@ def _search(cfg: RunConfig) -> dict:
     return s
 
 # %% ../nbs/07_comparison.ipynb #086c57c7
-def _save(results: Path, records: list, cases: dict, search: dict):
-    "Write the records, then the tables from them (so a committed folder is always consistent)."
-    atomic_write_text(results/'records.json', json.dumps(records, indent=1, default=float))
-    atomic_write_text(results/'cases.json', json.dumps(cases))
-    atomic_write_text(results/'search.json', json.dumps(search, indent=1))
-    atomic_write_text(results/'tables.md', write_tables(results))
+def _key(r: dict) -> tuple:
+    "What identifies a record within a comparison: stage, model, target, seed and setting."
+    return r['stage'], r['model'], r['target'], r['seed'], json.dumps(r['params'], sort_keys=True)
+
+def merge_records(mine: list[dict], # this process's records
+                  theirs: list[dict], # what another process of the same comparison saved meanwhile
+                  dropped: set = frozenset(), # keys (`_key`) of records this process replaced or retired
+                 ) -> list[dict]:
+    "Mine, then each of theirs that I neither have nor dropped."
+    have = {_key(r) for r in mine} | set(dropped)
+    return list(mine) + [r for r in theirs if _key(r) not in have]
+
+def _put(state: dict, rec: dict | None, gone) -> None:
+    "Drop the records for which `gone(r)` holds (remembering them, so no merge brings them back), then add `rec`."
+    old = [r for r in state['records'] if gone(r)]
+    state['dropped'] |= {_key(r) for r in old} - ({_key(rec)} if rec else set())
+    state['records'] = [r for r in state['records'] if not gone(r)] + ([rec] if rec else [])
+
+def _save(results: Path, state: dict):
+    """Fold in what other processes of this comparison saved since, then write the records and the tables from them
+    (so a committed folder is always consistent). The lock makes the read-merge-write one step."""
+    from filelock import FileLock
+    with FileLock(results/'.save.lock'):
+        saved = lambda f, empty: json.loads((results/f).read_text()) if (results/f).exists() else empty
+        state['records'] = merge_records(state['records'], saved('records.json', []), state['dropped'])
+        state['cases'] = {**saved('cases.json', {}), **state['cases']}
+        chosen = state['search'].setdefault('chosen', {})
+        for m, per in saved('search.json', {}).get('chosen', {}).items():
+            chosen[m] = {**per, **chosen.get(m, {})}
+        atomic_write_text(results/'records.json', json.dumps(state['records'], indent=1, default=float))
+        atomic_write_text(results/'cases.json', json.dumps(state['cases']))
+        atomic_write_text(results/'search.json', json.dumps(state['search'], indent=1))
+        atomic_write_text(results/'tables.md', write_tables(results))
 
 def _case_key(r: dict) -> str:
     return f"{r['model']}|{r['target']}|{r['seed']}"
@@ -92,30 +119,75 @@ def _recorded(state: dict, stage: str, name: str, target: str, seed: int, params
             return {k: v for k, v in r.items() if k not in ('stage', 'trial')}
     return None
 
+def claim_run(out: Path, # the comparison's output folder (`output_dir/name`)
+              run_dir: Path, # the run folder to hold
+              wait: bool = False, # block until the run is free
+             ):
+    """This process's hold on one run folder (a `filelock.FileLock` under `out/claims`, released when the process
+    ends, however it ends), or None while another process holds it and `wait` is False."""
+    from filelock import FileLock, Timeout
+    path = out/'claims'/f'{stable_hash(str(run_dir), n=12)}.lock'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        return None
+    return lock
+
+def in_turn(jobs: list, # the runs to do, in order
+            claim, # claim(job, wait) -> a held lock (with `.release()`), or None while another process holds the job
+            do, # do(job): train the run or read it back, and record it
+           ) -> list:
+    "Do every job once here: one held elsewhere is put off, then waited for and read back at the end. Returns those."
+    later = []
+    for job in jobs:
+        lock = claim(job, False)
+        if lock is None:
+            later.append(job)
+            continue
+        try:
+            do(job)
+        finally:
+            lock.release()
+    for job in later:
+        lock = claim(job, True)
+        try:
+            do(job)
+        finally:
+            lock.release()
+    return later
+
+def _run_dir(where: Path, name: str, target: int, seed: int) -> Path:
+    return where/'models'/name/f't{target}-s{seed}'      # as `run_one` names it
+
 def tune(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=print) -> dict:
     "Validation trials of every tuned model and target; {model: {target: chosen params}} (also in state['search'])."
     s = _search(cfg)
     chosen = state['search'].setdefault('chosen', {})
-    for name in (m for m in cfg.models if _tunes(m)):
-        for t in cfg.targets:
-            trials, points = [], grid_points(s['space'], name, s['trials'], s['seed'])
-            for k, params in enumerate(points):
-                old = _recorded(state, 'trial', name, ds.domains[t], cfg.seeds[0], params)
-                rec = run_one(_with(cfg, name, params), ds, name, t, cfg.seeds[0], features, _trial_dir(out, params),
-                              reuse=old)
-                trials.append({**rec, 'stage': 'trial', 'trial': k, 'params': params})
-                state['records'] = [r for r in state['records'] if not (
-                    r['stage'] == 'trial' and (r['model'], r['target']) == (name, ds.domains[t])
-                    and r['params'] == params)] + trials[-1:]
-                save()                                  # every finished trial is a record (commit them as they land)
-                log(f"trial {k + 1}/{s['trials']} {name} · {ds.domains[t]} {params}: valid "
-                    f"{rec[f'valid/{cfg.train.metric}']:.4f}")
-            best = max(trials, key=lambda r: r[f'valid/{cfg.train.metric}'])
-            chosen.setdefault(name, {})[ds.domains[t]] = best['params']
-            state['records'] = [r for r in state['records'] if not (     # trials of an earlier search space
-                r['stage'] == 'trial' and (r['model'], r['target']) == (name, ds.domains[t])
-                and r['params'] not in points)]
-            save()
+    for t in cfg.targets:
+        target = ds.domains[t]
+        points = {m: grid_points(s['space'], m, s['trials'], s['seed']) for m in cfg.models if _tunes(m)}
+        mine = lambda name, params: lambda r: (r['stage'] == 'trial' and (r['model'], r['target']) == (name, target)
+                                               and r['params'] == params)
+        def do(job):
+            name, k = job
+            params = points[name][k]
+            old = _recorded(state, 'trial', name, target, cfg.seeds[0], params)
+            rec = run_one(_with(cfg, name, params), ds, name, t, cfg.seeds[0], features, _trial_dir(out, params),
+                          reuse=old)
+            _put(state, {**rec, 'stage': 'trial', 'trial': k, 'params': params}, mine(name, params))
+            save()                                  # every finished trial is a record (commit them as they land)
+            log(f"trial {k + 1}/{s['trials']} {name} · {target} {params}: valid {rec[f'valid/{cfg.train.metric}']:.4f}")
+        in_turn([(m, k) for m, pts in points.items() for k in range(len(pts))],
+                lambda j, wait: claim_run(out, _run_dir(_trial_dir(out, points[j[0]][j[1]]), j[0], t, cfg.seeds[0]),
+                                          wait), do)
+        for name, pts in points.items():
+            trials = [r for r in state['records'] if any(mine(name, p)(r) for p in pts)]
+            chosen.setdefault(name, {})[target] = max(trials, key=lambda r: r[f'valid/{cfg.train.metric}'])['params']
+            _put(state, None, lambda r: (r['stage'] == 'trial' and (r['model'], r['target']) == (name, target)
+                                         and r['params'] not in pts))   # trials of an earlier search space
+        save()
     return chosen
 
 # %% ../nbs/07_comparison.ipynb #bd05ba16
@@ -123,23 +195,27 @@ def final_runs(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=p
     "Every model, target and seed at its chosen setting (ablations at SemaCDR's), with per-case test ranks."
     chosen = state['search'].get('chosen', {})
     for t in cfg.targets:
-        for name in cfg.models:
+        target = ds.domains[t]
+        def setting(name):
             src = name if _tunes(name) else ('semacdr' if name.startswith('semacdr') else None)
-            params = chosen.get(src, {}).get(ds.domains[t], {}) if src else {}
-            for seed in cfg.seeds:
-                c = _with(cfg, name, params)
-                old = _recorded(state, 'final', name, ds.domains[t], seed, params)
-                # the first seed of a tuned model at its chosen setting is the chosen trial itself: read it back there
-                where = _trial_dir(out, params) if _tunes(name) and seed == cfg.seeds[0] else out/'final'
-                got = run_one(c, ds, name, t, seed, features, where, cases=True, reuse=old)
-                rec = {**got, 'stage': 'final', 'params': params}
-                state['records'] = [r for r in state['records'] if not (r['stage'] == 'final' and
-                                                                        _case_key(r) == _case_key(rec))] + [rec]
-                if got is not old:     # a run trained or read back here: its cases come from its run folder
-                    state['cases'][_case_key(rec)] = json.loads((Path(rec['run_dir'])/'test_cases.json').read_text())
-                log(f"final {name} · {ds.domains[t]} · seed {seed}: test NDCG@10 "
-                    f"{rec.get('full/NDCG@10', float('nan')):.4f}")
-                save()
+            return chosen.get(src, {}).get(target, {}) if src else {}
+        def where(name, seed):
+            # the first seed of a tuned model at its chosen setting is the chosen trial itself: read it back there
+            return _trial_dir(out, setting(name)) if _tunes(name) and seed == cfg.seeds[0] else out/'final'
+        def do(job):
+            name, seed = job
+            params = setting(name)
+            old = _recorded(state, 'final', name, target, seed, params)
+            got = run_one(_with(cfg, name, params), ds, name, t, seed, features, where(name, seed), cases=True,
+                          reuse=old)
+            rec = {**got, 'stage': 'final', 'params': params}
+            _put(state, rec, lambda r: r['stage'] == 'final' and _case_key(r) == _case_key(rec))
+            if got is not old:     # a run trained or read back here: its cases come from its run folder
+                state['cases'][_case_key(rec)] = json.loads((Path(rec['run_dir'])/'test_cases.json').read_text())
+            log(f"final {name} · {target} · seed {seed}: test NDCG@10 {rec.get('full/NDCG@10', float('nan')):.4f}")
+            save()
+        in_turn([(m, s) for m in cfg.models for s in cfg.seeds],
+                lambda j, wait: claim_run(out, _run_dir(where(*j), j[0], t, j[1]), wait), do)
     return [r for r in state['records'] if r['stage'] == 'final']
 
 # %% ../nbs/07_comparison.ipynb #1abc20c6
@@ -158,8 +234,8 @@ def compare(cfg: RunConfig | str | Path, # a RunConfig or its yaml
     old = json.loads((results/'records.json').read_text()) if (results/'records.json').exists() else []
     state = {'records': old,
              'cases': json.loads((results/'cases.json').read_text()) if (results/'cases.json').exists() else {},
-             'search': {**_search(cfg), 'config': to_dict(cfg), 'features': info}}
-    save = lambda: _save(results, state['records'], state['cases'], state['search'])
+             'search': {**_search(cfg), 'config': to_dict(cfg), 'features': info}, 'dropped': set()}
+    save = lambda: _save(results, state)
     for t in cfg.targets:                       # one direction finished (tuned and seeded) before the next one starts
         one = replace(cfg, targets=(t,))
         tune(one, ds, features, out, state, save, log)
