@@ -18,7 +18,8 @@ from .experiments import RunConfig, load_run_config, model_spec, prepare_feature
 # %% auto #0
 __all__ = ['METHOD_STEPS', 'grid_points', 'merge_records', 'claim_run', 'in_turn', 'tune', 'final_runs', 'compare', 'case_metric',
            'significance', 'write_tables', 'plot_curves', 'planned_runs', 'paired_steps', 'coefficient_keys',
-           'epoch_steps', 'fusion_pace', 'plot_coefficients', 'same_setting_trials', 'read_results', 'verdict_lines']
+           'epoch_steps', 'fusion_pace', 'plot_coefficients', 'same_setting_trials', 'source_exposure',
+           'paired_by_group', 'read_results', 'verdict_lines']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -517,6 +518,50 @@ def same_setting_trials(records: list[dict], # a comparison's records
                 rows.append({'target': r['target'], **setting, **at_best(r, model), **at_best(b, base),
                              'difference': r['valid/NDCG@10'] - b['valid/NDCG@10'],
                              **{k.split('/', 1)[1]: r['curve'][k][r['best_epoch'] - 1] for k in keys}})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07_comparison.ipynb #c4690571
+def source_exposure(ds, # a `CrossDomainDataset`
+                    target: int, # the target domain's index
+                    maxlen: int = 50, # columns of history a model sees
+                   ) -> pd.DataFrame:
+    "Source-domain items visible at the trained positions and at the test cases: shares of none, 1-2, 3+; median."
+    sp, dom, train = ds.split(target), ds.item_domain, []
+    for seq in sp.train['items']:
+        s = np.asarray(seq[-(maxlen + 1):], dtype=np.int64)            # what the trainer keeps of a sequence
+        before = np.concatenate([[0], np.cumsum(dom[s] != target)])   # source items in s[:j]
+        p = np.flatnonzero(dom[s] == target)
+        train.append(before[p[p > 0]])                                 # at each position that predicts a target item
+    test = np.array([int((dom[np.asarray(h[-maxlen:], dtype=np.int64)] != target).sum()) for h in sp.test['history']])
+    rows = [{'target': ds.domains[target], 'where': where, 'n': len(n), 'none': float((n == 0).mean()),
+             '1-2': float(((n >= 1) & (n <= 2)).mean()), '3+': float((n >= 3).mean()), 'median': float(np.median(n))}
+            for where, n in (('training positions', np.concatenate(train)), ('test cases', test))]
+    seen = set(sp.train['user'])
+    rows[1]['test users seen in training'] = float(np.mean([u in seen for u in sp.test['user']]))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07_comparison.ipynb #d5ed3fd7
+def paired_by_group(cases: dict, # a comparison's per-case ranks (its cases.json)
+                    a: str, b: str, # the models compared, a against b
+                    target: str, # the target domain's name
+                    group: dict, # test user -> group label
+                    protocol: str = 'full', metric: str = 'NDCG@10',
+                   ) -> pd.DataFrame:
+    "A paired test of `a` against `b` within each group of test users (each user's score averaged over the seeds)."
+    ka, kb = ([k for k in cases if k.startswith(f'{m}|{target}|')] for m in (a, b))
+    if not ka or not kb:
+        return pd.DataFrame()
+    x, y = (case_metric(cases, k, protocol, metric).mean(0) for k in (ka, kb))
+    label = np.array([group[u] for u in cases[ka[0]][protocol]['user']])
+    rows = []
+    for g in dict.fromkeys(group.values()):                            # groups in the order they are first given
+        m = label == g
+        if m.sum() < 2:
+            continue
+        t = paired_test(x[m], y[m])
+        rows.append({'group': g, 'users': int(m.sum()), f'mean {a}': t.mean_a, f'mean {b}': t.mean_b, 'diff': t.diff,
+                     '95% CI': f'[{t.ci_low:+.4f}, {t.ci_high:+.4f}]', 'p Wilcoxon': round(t.p_wilcoxon, 3),
+                     'p t-test': round(t.p_ttest, 3), 'verdict': _verdict(t)})
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_comparison.ipynb #f34fdd78
