@@ -5,6 +5,9 @@
 Resumable: every training is a run folder under the config's output_dir that is found finished or resumed, and the
 records in the results folder are rewritten after every finished run (commit them as they land). The tables
 (`tables.md` in the results folder) are written by `semacdr.comparison.write_tables` from those records only.
+
+Parallel: start the same command again (say `--threads 1` each); the processes share the plan, each run is claimed by
+one of them with a file lock (`semacdr.comparison.claim_run`) and every save merges the records the others wrote.
 """
 import argparse, sys
 
