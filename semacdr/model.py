@@ -62,6 +62,7 @@ class SemaCDRConfig:
     seq_fusion: str = 'residual'    # 'residual' (mixed thread + learned, gated additions), 'gate' (softmax), 'mean'
     residual_init: float = 0.0      # starting scale of each residual addition (0: start as the base view / thread)
     fusion_lr_scale: float = field(default=1.0, metadata={'since': '0.1.0'}) # learning-rate factor of those scales
+    share_encoders: bool = field(default=False, metadata={'since': '0.1.0'}) # one sequence encoder reads every thread
     # filled in from the data at construction (kept so that from_pretrained can rebuild the model)
     n_items: int = 0
     feature_dims: dict = field(default_factory=dict)
@@ -122,6 +123,7 @@ PRESETS: dict[str, dict] = {
     'no-cross': dict(use_cross_attention=False),
     'id-only': dict(_IDONLY),   # every thread, ID embeddings only
     'fast-fusion': dict(fusion_lr_scale=10.0),   # the residual scales at 10x the learning rate (a diagnostic variant)
+    'shared-encoder': dict(share_encoders=True), # the source and target threads read by the mixed thread's encoder
     # SASRec, target sequence
     'sasrec': dict(_IDONLY, use_source=False, use_mixed=False, use_cross_attention=False),
     # SASRec, mixed sequence
@@ -383,9 +385,10 @@ def _build_layers(self: SemaCDR):
     self.no_semantics = nn.Parameter(torch.zeros(d)) if cfg.use_agnostic and cfg.semantics_mask else None
     self.item_gate = _gate(cfg.item_fusion, d, V, cfg.residual_init)
     need = set(cfg.threads) - {'cross'} | ({'source', 'target'} if cfg.use_cross_attention else set())
+    self.thread_inputs = [k for k in THREADS if k in need]              # threads that run an encoder
     self.encoders = nn.ModuleDict({k: SeqEncoder(d, cfg.heads, cfg.layers, cfg.maxlen, cfg.dropout)
-                                   for k in THREADS if k in need})
-    self.empty = nn.ParameterDict({k: nn.Parameter(torch.zeros(d)) for k in self.encoders})
+                                   for k in (['shared'] if cfg.share_encoders else self.thread_inputs)})
+    self.empty = nn.ParameterDict({k: nn.Parameter(torch.zeros(d)) for k in self.thread_inputs})
     self.cross = CrossAttention(d, cfg.heads, cfg.dropout) if cfg.use_cross_attention else None
     self.seq_gate = _gate(cfg.seq_fusion, d, T, cfg.residual_init)
 
@@ -488,7 +491,8 @@ def _sequence(self: SemaCDR, input_ids: torch.Tensor, x: torch.Tensor):
         raise ValueError(f'input has {input_ids.shape[1]} columns, more than maxlen={cfg.maxlen}')
     valid, dom = input_ids > 0, self.token_domain[input_ids]                      # [B, L]
     masks = dict(source=valid & (dom == 1 - cfg.target_domain), target=valid & (dom == cfg.target_domain), mixed=valid)
-    states = {k: run_thread(enc, x, masks[k], self.empty[k]) for k, enc in self.encoders.items()}
+    enc = lambda k: self.encoders['shared' if cfg.share_encoders else k]
+    states = {k: run_thread(enc(k), x, masks[k], self.empty[k]) for k in self.thread_inputs}
     attn = None
     if self.cross is not None:
         states['cross'], attn = self.cross(states['target'], states['source'], masks['source'])
