@@ -141,22 +141,20 @@ def in_turn(jobs: list, # the runs to do, in order
             do, # do(job): train the run or read it back, and record it
            ) -> list:
     "Do every job once here: one held elsewhere is put off, then waited for and read back at the end. Returns those."
+    def holding(job, lock):
+        try:
+            do(job)
+        finally:
+            lock.release()
     later = []
     for job in jobs:
         lock = claim(job, False)
         if lock is None:
             later.append(job)
-            continue
-        try:
-            do(job)
-        finally:
-            lock.release()
+        else:
+            holding(job, lock)
     for job in later:
-        lock = claim(job, True)
-        try:
-            do(job)
-        finally:
-            lock.release()
+        holding(job, claim(job, True))
     return later
 
 def _run_dir(where: Path, name: str, target: int, seed: int) -> Path:
@@ -441,11 +439,14 @@ def paired_steps(records: list[dict], cases: dict, # a comparison's records and 
             if a not in means or b not in means or a == b:
                 continue
             p, na, _ = _paired(cases, g, a, b, protocol, metric)
-            rows.append({'target': t, 'step': label, 'a': a, 'b': b, 'seeds': na, 'mean a': round(p.mean_a, 4),
-                         'mean b': round(p.mean_b, 4), 'diff': round(p.diff, 4),
-                         '95% CI': f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]", 'p Wilcoxon': round(p.p_wilcoxon, 3),
-                         'p t-test': round(p.p_ttest, 3), 'verdict': _verdict(p)})
+            rows.append({'target': t, 'step': label, 'a': a, 'b': b, 'seeds': na, **_test_row(p)})
     return pd.DataFrame(rows)
+
+def _test_row(p) -> dict:
+    "A `PairedTest` as a table row: means, difference, interval, p-values and what they support."
+    return {'mean a': round(p.mean_a, 4), 'mean b': round(p.mean_b, 4), 'diff': round(p.diff, 4),
+            '95% CI': f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]", 'p Wilcoxon': round(p.p_wilcoxon, 3),
+            'p t-test': round(p.p_ttest, 3), 'verdict': _verdict(p)}
 
 # %% ../nbs/07_comparison.ipynb #20e91304
 def coefficient_keys(runs: list[dict]) -> list[str]:
@@ -558,10 +559,7 @@ def paired_by_group(cases: dict, # a comparison's per-case ranks (its cases.json
         m = label == g
         if m.sum() < 2:
             continue
-        t = paired_test(x[m], y[m])
-        rows.append({'group': g, 'users': int(m.sum()), f'mean {a}': t.mean_a, f'mean {b}': t.mean_b, 'diff': t.diff,
-                     '95% CI': f'[{t.ci_low:+.4f}, {t.ci_high:+.4f}]', 'p Wilcoxon': round(t.p_wilcoxon, 3),
-                     'p t-test': round(t.p_ttest, 3), 'verdict': _verdict(t)})
+        rows.append({'group': g, 'users': int(m.sum()), 'a': a, 'b': b, **_test_row(paired_test(x[m], y[m]))})
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_comparison.ipynb #f34fdd78
