@@ -36,8 +36,8 @@ def run(seeds, variants, out: Path, path: Path, sets=(), log=print) -> dict:
     ds = cfg.data.load()
     state = json.loads(path.read_text()) if path.exists() else {}
     records, cases = state.get('records', []), state.get('cases', {})
-    for v in variants:
-        for seed in seeds:
+    for seed in seeds:              # seed by seed, so a partial run already pairs every objective
+        for v in variants:
             c = replace(cfg, hparams={MODEL: VARIANTS[v]})
             key = f'{v}|{seed}'
             old = next((r for r in records if r['variant'] == v and r['seed'] == seed), None)
