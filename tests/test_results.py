@@ -17,7 +17,8 @@ BENCH_TABLES = {'evaluation_speed': 'bench_evaluation.py',   # table stem -> the
                 'make_run': 'bench_make_run.py',
                 'semacdr_profile': 'profile_semacdr.py',
                 'semantics_quality_food-kitchen': 'semantics_quality.py',
-                'semantics_quality_movielens': 'semantics_quality.py'}
+                'semantics_quality_movielens': 'semantics_quality.py',
+                'objective_kitchen': 'objective_kitchen.py'}
 
 
 @pytest.mark.parametrize('folder', FOLDERS, ids=[f.name for f in FOLDERS])
