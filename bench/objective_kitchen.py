@@ -58,10 +58,9 @@ def run(seeds, variants, out: Path, path: Path, sets=(), log=print) -> dict:
 
 def render(state: dict) -> str:
     "The Markdown table and paired tests, from the records alone."
-    import numpy as np
     import pandas as pd
-    from semacdr.comparison import _verdict
-    from semacdr.evaluation import metrics_from_ranks, paired_test
+    from semacdr.comparison import _verdict, case_metric
+    from semacdr.evaluation import paired_test
     recs = pd.DataFrame(state['records'])
     cols = {'valid/NDCG@10': 'valid NDCG@10', 'full/NDCG@10': 'full NDCG@10', 'full/HR@10': 'full HR@10',
             'sampled-999/NDCG@10': '999-neg NDCG@10', 'sampled-999/HR@10': '999-neg HR@10'}
@@ -80,9 +79,7 @@ def render(state: dict) -> str:
 
     def per_case(v, proto, metric):
         keys = sorted(k for k in state['cases'] if k.split('|')[0] == v)
-        k = int(metric.split('@')[1])
-        return np.stack([np.asarray(metrics_from_ranks(np.asarray(state['cases'][key][proto]['rank']), (k,))[metric],
-                                    dtype=np.float64) for key in keys])
+        return case_metric(state['cases'], keys, proto, metric)
     tests = []
     for v in ('corrected', 'uncorrected'):
         if not ({v, 'full'} <= {key.split('|')[0] for key in state['cases']}):
