@@ -16,10 +16,10 @@ from .evaluation import metrics_from_ranks, paired_test
 from .experiments import RunConfig, load_run_config, model_spec, prepare_features, run_one
 
 # %% auto #0
-__all__ = ['METHOD_STEPS', 'grid_points', 'merge_records', 'claim_run', 'in_turn', 'tune', 'final_runs', 'compare', 'case_metric',
-           'significance', 'write_tables', 'plot_curves', 'planned_runs', 'paired_steps', 'coefficient_keys',
-           'epoch_steps', 'fusion_pace', 'plot_coefficients', 'same_setting_trials', 'source_exposure',
-           'paired_by_group', 'read_results', 'verdict_lines']
+__all__ = ['METHOD_STEPS', 'grid_points', 'merge_records', 'canonical_order', 'claim_run', 'in_turn', 'tune', 'final_runs',
+           'compare', 'case_metric', 'significance', 'write_tables', 'plot_curves', 'planned_runs', 'paired_steps',
+           'coefficient_keys', 'epoch_steps', 'fusion_pace', 'plot_coefficients', 'same_setting_trials',
+           'source_exposure', 'paired_by_group', 'read_results', 'verdict_lines']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -81,6 +81,17 @@ def merge_records(mine: list[dict], # this process's records
     have = {_key(r) for r in mine} | set(dropped)
     return list(mine) + [r for r in theirs if _key(r) not in have]
 
+def canonical_order(records: list[dict], # a comparison's records, in whatever order its processes saved them
+                    targets: list[str], # the config's target domains, in its order
+                    models: list[str], # the config's models, in its order
+                   ) -> list[dict]:
+    """The records by target, trials before finals, model and seed in the config's order, then trial number: the
+    order one process working alone writes, so the files and tables do not change with which process saved last."""
+    t, m = {n: i for i, n in enumerate(targets)}, {n: i for i, n in enumerate(models)}
+    return sorted(records, key=lambda r: (t.get(r['target'], len(t)), r['target'], r['stage'] != 'trial',
+                                          m.get(r['model'], len(m)), r['model'], r['seed'], r.get('trial', 0),
+                                          json.dumps(r['params'], sort_keys=True)))
+
 def _put(state: dict, rec: dict | None, gone) -> None:
     "Drop the records for which `gone(r)` holds (remembering them, so no merge brings them back), then add `rec`."
     old = [r for r in state['records'] if gone(r)]
@@ -93,7 +104,8 @@ def _save(results: Path, state: dict):
     from filelock import FileLock
     with FileLock(results/'.save.lock'):
         saved = lambda f, empty: json.loads((results/f).read_text()) if (results/f).exists() else empty
-        state['records'] = merge_records(state['records'], saved('records.json', []), state['dropped'])
+        state['records'] = canonical_order(merge_records(state['records'], saved('records.json', []),
+                                                         state['dropped']), *state['order'])
         state['cases'] = {**saved('cases.json', {}), **state['cases']}
         chosen = state['search'].setdefault('chosen', {})
         for m, per in saved('search.json', {}).get('chosen', {}).items():
@@ -233,7 +245,8 @@ def compare(cfg: RunConfig | str | Path, # a RunConfig or its yaml
     old = json.loads((results/'records.json').read_text()) if (results/'records.json').exists() else []
     state = {'records': old,
              'cases': json.loads((results/'cases.json').read_text()) if (results/'cases.json').exists() else {},
-             'search': {**_search(cfg), 'config': to_dict(cfg), 'features': info}, 'dropped': set()}
+             'search': {**_search(cfg), 'config': to_dict(cfg), 'features': info}, 'dropped': set(),
+             'order': ([ds.domains[t] for t in cfg.targets], list(cfg.models))}
     save = lambda: _save(results, state)
     for t in cfg.targets:                       # one direction finished (tuned and seeded) before the next one starts
         one = replace(cfg, targets=(t,))
