@@ -74,12 +74,14 @@ def _key(r: dict) -> tuple:
     return r['stage'], r['model'], r['target'], r['seed'], json.dumps(r['params'], sort_keys=True)
 
 def merge_records(mine: list[dict], # this process's records
-                  theirs: list[dict], # what another process of the same comparison saved meanwhile
+                  theirs: list[dict], # the results folder's records: the latest that any process saved
                   dropped: set = frozenset(), # keys (`_key`) of records this process replaced or retired
+                  written: set = frozenset(), # keys of the records this process wrote (trained or read back)
                  ) -> list[dict]:
-    "Mine, then each of theirs that I neither have nor dropped."
-    have = {_key(r) for r in mine} | set(dropped)
-    return list(mine) + [r for r in theirs if _key(r) not in have]
+    """The saved records less those I dropped, with the ones I wrote in place of theirs. A record I hold only because
+    I read it earlier is not mine to save: another process may have replaced it since (a rerun under a new rule)."""
+    keep = {_key(r): r for r in mine if _key(r) in written}
+    return [keep.pop(_key(r), r) for r in theirs if _key(r) not in dropped] + list(keep.values())
 
 def canonical_order(records: list[dict], # a comparison's records, in whatever order its processes saved them
                     targets: list[str], # the config's target domains, in its order
@@ -97,6 +99,8 @@ def _put(state: dict, rec: dict | None, gone) -> None:
     old = [r for r in state['records'] if gone(r)]
     state['dropped'] |= {_key(r) for r in old} - ({_key(rec)} if rec else set())
     state['records'] = [r for r in state['records'] if not gone(r)] + ([rec] if rec else [])
+    if rec:
+        state['written'].add(_key(rec))
 
 def _save(results: Path, state: dict):
     """Fold in what other processes of this comparison saved since, then write the records and the tables from them
@@ -105,8 +109,9 @@ def _save(results: Path, state: dict):
     with FileLock(results/'.save.lock'):
         saved = lambda f, empty: json.loads((results/f).read_text()) if (results/f).exists() else empty
         state['records'] = canonical_order(merge_records(state['records'], saved('records.json', []),
-                                                         state['dropped']), *state['order'])
-        state['cases'] = {**saved('cases.json', {}), **state['cases']}
+                                                         state['dropped'], state['written']), *state['order'])
+        state['cases'] = {**saved('cases.json', {}),
+                          **{k: v for k, v in state['cases'].items() if k in state['cases_written']}}
         chosen = state['search'].setdefault('chosen', {})
         for m, per in saved('search.json', {}).get('chosen', {}).items():
             chosen[m] = {**per, **chosen.get(m, {})}
@@ -223,6 +228,7 @@ def final_runs(cfg: RunConfig, ds, features, out: Path, state: dict, save, log=p
             _put(state, rec, lambda r: r['stage'] == 'final' and _case_key(r) == _case_key(rec))
             if got is not old:     # a run trained or read back here: its cases come from its run folder
                 state['cases'][_case_key(rec)] = json.loads((Path(rec['run_dir'])/'test_cases.json').read_text())
+                state['cases_written'].add(_case_key(rec))
             log(f"final {name} · {target} · seed {seed}: test NDCG@10 {rec.get('full/NDCG@10', float('nan')):.4f}")
             save()
         in_turn([(m, s) for m in cfg.models for s in cfg.seeds],
@@ -246,6 +252,7 @@ def compare(cfg: RunConfig | str | Path, # a RunConfig or its yaml
     state = {'records': old,
              'cases': json.loads((results/'cases.json').read_text()) if (results/'cases.json').exists() else {},
              'search': {**_search(cfg), 'config': to_dict(cfg), 'features': info}, 'dropped': set(),
+             'written': set(), 'cases_written': set(),     # what this process trained or read back: see `_save`
              'order': ([ds.domains[t] for t in cfg.targets], list(cfg.models))}
     save = lambda: _save(results, state)
     for t in cfg.targets:                       # one direction finished (tuned and seeded) before the next one starts
