@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from semacdr.comparison import write_tables
+from semacdr.comparison import _key, canonical_order, write_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT/'nbs'/'results'
@@ -26,6 +26,17 @@ def test_tables_are_regenerated_from_the_records(folder):
     assert (folder/'tables.md').exists(), f'{folder}: records without tables.md'
     assert write_tables(folder) == (folder/'tables.md').read_text(), (
         f'{folder}/tables.md differs from write_tables(records): regenerate it with bench/compare.py (never by hand)')
+
+
+@pytest.mark.parametrize('folder', FOLDERS, ids=[f.name for f in FOLDERS])
+def test_records_are_one_per_run_in_the_configs_order(folder):
+    "As `compare` saves them, however many processes shared the work: one record per run, models in the config's order."
+    records = json.loads((folder/'records.json').read_text())
+    keys = [_key(r) for r in records]
+    assert len(set(keys)) == len(keys), f'{folder}/records.json holds a run twice'
+    models = json.loads((folder/'search.json').read_text())['config']['models']
+    targets = list(dict.fromkeys(r['target'] for r in records))     # the config names targets by index, not name
+    assert records == canonical_order(records, targets, models), f'{folder}/records.json is not in the config order'
 
 
 def test_there_is_something_to_check():
