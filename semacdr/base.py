@@ -18,7 +18,8 @@ from .core import atomic_write_text, from_dict, to_dict
 
 # %% auto #0
 __all__ = ['MODELS', 'Dropout', 'dropout_mask', 'data_maps', 'Candidates', 'sample_candidates', 'next_item_loss',
-           'fit_item_scores', 'ModelOutput', 'RecModel', 'ModelSpec', 'register_model', 'config_from', 'build_model']
+           'fit_item_scores', 'ModelOutput', 'RecModel', 'training_label_freq', 'ModelSpec', 'register_model',
+           'config_from', 'build_model']
 
 # %% ../nbs/02b_base.ipynb #28ab8ace
 class Dropout(nn.Dropout):
@@ -152,16 +153,23 @@ class RecModel(nn.Module):
         raise NotImplementedError
 
 # %% ../nbs/02b_base.ipynb #7f5edaac
-@torch.no_grad()
-def _set_label_freq(model: RecModel, ds, target: int):
-    "Each target item's share of the training labels (`ds.split(target).train`), for the sampled-softmax correction."
-    from semacdr.data import collate_train
+def training_label_freq(ds, # a `CrossDomainDataset`
+                        target: int, # the target domain's index
+                        n_items: int | None = None, # N target items (None: the target domain's item count)
+                       ) -> torch.Tensor:
+    "[N] each target item's share of the training labels (`ds.split(target).train`), add-one smoothed."
+    n = len(ds.domain_items(target)) if n_items is None else n_items
     seqs = ds.split(target).train[:]['items'] if len(ds.split(target).train) else []
     dom, loc = np.asarray(ds.item_domain), np.asarray(ds.local_index)
     labs = np.concatenate([loc[np.asarray(s[1:], dtype=np.int64)][dom[np.asarray(s[1:], dtype=np.int64)] == target]
                            for s in seqs if len(s) > 1] or [np.zeros(0, dtype=np.int64)])
-    cnt = torch.as_tensor(np.bincount(labs, minlength=model.n_target_items), dtype=torch.float32)
-    model.label_freq.copy_((cnt + 1) / (cnt.sum() + len(cnt)))          # add-one: never log(0)
+    cnt = torch.as_tensor(np.bincount(labs, minlength=n), dtype=torch.float32)
+    return (cnt + 1) / (cnt.sum() + len(cnt))                          # add-one: never log(0)
+
+@torch.no_grad()
+def _set_label_freq(model: RecModel, ds, target: int):
+    "The model's `label_freq` buffer, for the sampled-softmax correction: `training_label_freq`."
+    model.label_freq.copy_(training_label_freq(ds, target, model.n_target_items))
 
 def _score(self, input_ids: torch.Tensor | Mapping) -> torch.Tensor:
     "[B, N]: every target item's score for the state after the last position (a `collate_eval` batch works too)."

@@ -19,7 +19,7 @@ from .experiments import RunConfig, load_run_config, model_spec, prepare_feature
 __all__ = ['METHOD_STEPS', 'grid_points', 'merge_records', 'canonical_order', 'claim_run', 'in_turn', 'tune', 'final_runs',
            'compare', 'case_metric', 'significance', 'write_tables', 'plot_curves', 'planned_runs', 'paired_steps',
            'coefficient_keys', 'epoch_steps', 'fusion_pace', 'plot_coefficients', 'same_setting_trials',
-           'source_exposure', 'paired_by_group', 'read_results', 'verdict_lines']
+           'context_free_losses', 'source_exposure', 'paired_by_group', 'read_results', 'verdict_lines']
 
 # %% ../nbs/07_comparison.ipynb #78a7a879
 def grid_points(space: dict, # {'*': {field: [values]}, model: {field: [values]}}
@@ -540,6 +540,39 @@ def same_setting_trials(records: list[dict], # a comparison's records
                              'difference': r['valid/NDCG@10'] - b['valid/NDCG@10'],
                              **{k.split('/', 1)[1]: r['curve'][k][r['best_epoch'] - 1] for k in keys}})
     return pd.DataFrame(rows)
+
+# %% ../nbs/07_comparison.ipynb #a77f3f5e
+def context_free_losses(ds, # a `CrossDomainDataset`
+                        target: int, # the target domain's index
+                        maxlen: int = 50, batch_size: int = 128, # the comparison's `model.maxlen`, `train.batch_size`
+                        negatives: int = 1024, # `model.sampled_negatives` (0: the full softmax)
+                        group_by_length: bool = True, # the comparison's `train.group_by_length`
+                        seed: int = 0, # batches and negatives of this seed's first epoch
+                       ) -> dict[str, float]:
+    "Epoch-mean training loss of two history-blind scorers, `constant` and `popularity`, under the trainer's objective."
+    import torch
+    from semacdr.base import sample_candidates, training_label_freq
+    from semacdr.training import EpochRows, TrainCollator, trainable_sequences
+    rows = EpochRows(trainable_sequences(ds, target, maxlen), seed=seed, maxlen=maxlen,
+                     group_size=batch_size if group_by_length else 0)
+    collate = TrainCollator(ds.item_domain, ds.local_index, target, maxlen)
+    freq = training_label_freq(ds, target)                                # [N], as the models' `label_freq`
+    log_f, losses = freq.log(), {'constant': [], 'popularity': []}
+    with torch.random.fork_rng():                                         # the draws leave the caller's RNG alone
+        torch.manual_seed(seed)
+        for i in range(0, len(rows), batch_size):
+            lab = collate([rows[j] for j in range(i, min(i + batch_size, len(rows)))])['labels']
+            y = lab[lab != -100]                                          # [M]
+            if negatives:
+                c = sample_candidates(y, len(freq), negatives, freq)
+                cols, items, log_q = c.columns, c.items, c.log_q          # [M], [C], [C]
+            else:
+                cols, items, log_q = y, torch.arange(len(freq)), torch.zeros(len(freq))
+            # history-blind scores are one vector s [C]: a row's loss is logsumexp(s - log q) - (s - log q)[label]
+            for name, s in (('constant', torch.zeros(len(items))), ('popularity', log_f[items])):
+                z = s - log_q
+                losses[name].append(float((z.logsumexp(0) - z[cols]).mean()))
+    return {k: float(np.mean(v)) for k, v in losses.items()}             # a mean over steps, as the trainer's epoch
 
 # %% ../nbs/07_comparison.ipynb #c4690571
 def source_exposure(ds, # a `CrossDomainDataset`
